@@ -1,0 +1,5 @@
+import sys
+
+from oci2bin.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,229 @@
+"""Write an oci2bin polyglot file (docs/format.md): loader ELF + image as one ELF/tar file.
+
+Streaming (a layer is never held in memory), atomic (a temp file in the output directory renamed when complete,
+removed on any error), reproducible (fixed owners, the image's creation time or SOURCE_DATE_EPOCH, sorted JSON).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterable
+
+from oci2bin import __version__
+from oci2bin.errors import UserError
+from oci2bin.image.layout import OCI_LAYOUT_BYTES, blob_path, index_json
+from oci2bin.image.model import CHUNK, Image, canonical_json
+from oci2bin.naming import repo_tag, split_ref
+from oci2bin.polyglot.format import (
+    BLOCK,
+    ENTRY_MODE,
+    FLAG_VM,
+    FORMAT_VERSION,
+    LOADER_MODE,
+    OCI_ARCH,
+    TAR_EOF,
+    Footer,
+    head_elf_header,
+    pad_len,
+    parse_elf,
+    relocate_loader,
+    source_date_epoch,
+    ustar_header,
+)
+
+Progress = Callable[[int, int], None]  # (bytes written, total expected)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    size: int
+    digest: str
+    config_digest: str
+    metadata: dict
+
+
+def parse_created(created: str | None) -> int | None:
+    """RFC 3339 `created` -> Unix seconds (fraction and zone handled), None when absent or unparsable."""
+    if not created:
+        return None
+    text = created.strip()
+    try:
+        date, _, clock = text.replace("t", "T").partition("T")
+        offset = 0
+        if clock.endswith(("Z", "z")):
+            clock = clock[:-1]
+        else:
+            for sign in ("+", "-"):
+                if sign in clock:
+                    clock, _, zone = clock.partition(sign)
+                    hh, _, mm = zone.partition(":")
+                    offset = (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
+        clock = clock.split(".", 1)[0]
+        t = time.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
+        return calendar.timegm(t) - offset
+    except (ValueError, IndexError):
+        return None
+
+
+def entry_mtime(image: Image) -> int:
+    """SOURCE_DATE_EPOCH when set, else the image's creation time, else 0."""
+    sde = source_date_epoch()
+    if sde is not None:
+        return sde
+    return max(0, parse_created(image.created) or 0)
+
+
+class _Out:
+    """Counts bytes and reports progress while writing the temp file."""
+
+    def __init__(self, f: BinaryIO, total: int, progress: Progress | None) -> None:
+        self.f = f
+        self.pos = 0
+        self.total = total
+        self.progress = progress
+        self._last = 0
+
+    def write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.pos += len(data)
+        if self.progress and self.pos - self._last >= (8 << 20):
+            self._last = self.pos
+            self.progress(self.pos, self.total)
+
+    def pad(self) -> None:
+        self.write(b"\0" * pad_len(self.pos))
+
+
+def docker_manifest_json(image: Image, ref: str | None) -> bytes:
+    tag = repo_tag(ref)
+    entry = {
+        "Config": blob_path(image.config_digest),
+        "RepoTags": [tag] if tag else [],
+        "Layers": [blob_path(b.digest) for b in image.layers],
+    }
+    return json.dumps([entry], separators=(",", ":")).encode()
+
+
+def _ref_annotations(ref: str | None) -> tuple[str | None, str | None]:
+    """(org.opencontainers.image.ref.name, io.containerd.image.name) as `docker save` writes them."""
+    tag = repo_tag(ref)
+    if not tag:
+        return None, None
+    parts = split_ref(tag)
+    return (parts[1] if parts else None), tag
+
+
+def write_polyglot(
+    output: str,
+    loader: bytes,
+    image: Image,
+    *,
+    ref: str | None = None,
+    vm: bool = False,
+    progress: Progress | None = None,
+    check_arch: bool = True,
+) -> WriteResult:
+    elf = parse_elf(loader)
+    image_arch = image.platform.architecture
+    if check_arch and OCI_ARCH.get(elf.arch) != image_arch:
+        raise UserError(
+            f"loader is for {elf.arch} but the image is linux/{image_arch}",
+            "pick the matching --arch or --loader",
+        )
+    l_off = elf.loader_offset
+    mtime = entry_mtime(image)
+    config = image.config_bytes
+    manifest = image.manifest()
+    digest = image.digest
+    layers: list = []
+    seen = {image.config_digest}
+    for b in image.layers:
+        if b.digest not in seen:
+            seen.add(b.digest)
+            layers.append(b)
+    name_tag, full_name = _ref_annotations(ref)
+    small = [
+        ("index.json", index_json(image, name_tag, full_name)),
+        ("oci-layout", OCI_LAYOUT_BYTES),
+        ("manifest.json", docker_manifest_json(image, ref)),
+    ]
+    total = l_off + len(loader) + len(config) + sum(b.size for b in layers) + len(manifest) + 8 * BLOCK
+
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        raise UserError(f"{output} is a directory", "pass a file name as the output")
+    if not os.path.isdir(out_dir):
+        raise UserError(f"output directory {out_dir} does not exist", "create it first")
+    fd, tmp = tempfile.mkstemp(prefix=".oci2bin-", suffix=".tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            out = _Out(f, total, progress)
+            # entry #1: ELF header in the name field, loader at L_OFF
+            out.write(ustar_header(head_elf_header(loader, l_off), l_off - BLOCK + len(loader), LOADER_MODE, mtime))
+            out.write(b"\0" * (l_off - BLOCK))
+            out.write(relocate_loader(loader, elf, l_off))
+            out.pad()
+            entries: list[list] = []
+
+            def add(name: str, size: int, chunks: Iterable[bytes]) -> None:
+                out.write(ustar_header(name.encode(), size, ENTRY_MODE, mtime))
+                start = out.pos
+                for c in chunks:
+                    out.write(c)
+                if out.pos - start != size:
+                    raise UserError(f"{name}: wrote {out.pos - start} bytes, expected {size}", "the image is corrupt")
+                out.pad()
+                entries.append([name, start, size])
+
+            add(blob_path(image.config_digest), len(config), [config])
+            for b in layers:
+                add(blob_path(b.digest), b.size, b.chunks())
+            add(blob_path(digest), len(manifest), [manifest])
+            for name, data in small:
+                add(name, len(data), [data])
+            out.write(TAR_EOF)
+            tar_end = out.pos
+            metadata = {
+                "format": FORMAT_VERSION,
+                "tool": "oci2bin",
+                "tool_version": __version__,
+                "image": ref or "",
+                "digest": digest,
+                "config_digest": image.config_digest,
+                "created": image.created or "",
+                "arch": image_arch,
+                "loader_arch": elf.arch,
+                "loader_offset": l_off,
+                "loader_size": len(loader),
+                "vm": bool(vm),
+                "entries": entries,
+            }
+            meta = canonical_json(metadata)
+            out.write(meta)
+            footer = Footer(FLAG_VM if vm else 0, tar_end, len(meta), 0, 0, l_off)
+            out.write(footer.pack())
+            f.flush()
+            os.fsync(f.fileno())
+            size = out.pos
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if progress:
+        progress(size, size)
+    return WriteResult(output, size, digest, image.config_digest, metadata)
+
+
+def copy_chunks(f: BinaryIO) -> Iterable[bytes]:
+    while data := f.read(CHUNK):
+        yield data
