@@ -1,0 +1,83 @@
+"""`pants package` / `pants run` for `static_c_binary`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pants.backend.cc.target_types import CCSourceField
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.platform import Platform
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from oci2bin.target_types import ArchField, StaticCCoptsField, StaticCDefinesField, StaticCSourcesField
+from oci2bin.util_rules.host_tools import emulator_prefix
+from oci2bin.util_rules.zig_compile import StaticBinary, StaticBinaryRequest
+
+
+@dataclass(frozen=True)
+class StaticCBinaryFieldSet(PackageFieldSet, RunFieldSet):
+    required_fields = (ArchField, StaticCCoptsField)
+    run_in_sandbox_behavior = RunInSandboxBehavior.RUN_REQUEST_HERMETIC
+
+    sources: StaticCSourcesField
+    arch: ArchField
+    copts: StaticCCoptsField
+    defines: StaticCDefinesField
+    output_path: OutputPathField
+
+
+@rule(desc="Package static_c_binary", level=LogLevel.DEBUG)
+async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPackage:
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address]))
+    source_fields = [
+        field_set.sources,
+        *(t[CCSourceField] for t in transitive.dependencies if t.has_field(CCSourceField)),
+        *(
+            t[StaticCSourcesField]
+            for t in transitive.dependencies
+            if t.has_field(StaticCSourcesField) and t.address != field_set.address
+        ),
+    ]
+    sources = await Get(SourceFiles, SourceFilesRequest(source_fields))
+    files = sorted(sources.files)
+    output = field_set.output_path.value_or_default(file_ending=None)
+    binary = await Get(
+        StaticBinary,
+        StaticBinaryRequest(
+            input_digest=sources.snapshot.digest,
+            c_files=tuple(f for f in files if f.endswith(".c")),
+            zig_files=tuple(f for f in files if f.endswith(".zig")),
+            include_dirs=tuple(sorted({os.path.dirname(f) or "." for f in files})),
+            arch=field_set.arch.value,
+            copts=tuple(field_set.copts.value or ()),
+            defines=tuple(field_set.defines.value or ()),
+            output_path=output,
+            description=f"Building {field_set.address} (zig cc, {field_set.arch.value})",
+        ),
+    )
+    return BuiltPackage(
+        binary.digest, (BuiltPackageArtifact(binary.path, extra_log_lines=(f"    {field_set.arch.value}",)),)
+    )
+
+
+@rule
+async def run_static_c_binary(field_set: StaticCBinaryFieldSet, platform: Platform) -> RunRequest:
+    built = await Get(BuiltPackage, PackageFieldSet, field_set)
+    relpath = built.artifacts[0].relpath
+    assert relpath is not None
+    prefix = await emulator_prefix(field_set.arch.value, platform)
+    return RunRequest(digest=built.digest, args=(*prefix, os.path.join("{chroot}", relpath)))
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, StaticCBinaryFieldSet),
+        *StaticCBinaryFieldSet.rules(),
+    ]

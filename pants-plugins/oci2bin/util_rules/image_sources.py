@@ -1,0 +1,187 @@
+"""Turn an image target into an OCI image layout directory (a Digest), the one form every later step reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.fs import AddPrefix, Digest, MergeDigests
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import (
+    FieldSet,
+    FieldSetsPerTarget,
+    FieldSetsPerTargetRequest,
+    InferDependenciesRequest,
+    InferredDependencies,
+    SourcesField,
+    Target,
+    Targets,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from oci2bin.target_types import (
+    ArchField,
+    CmdField,
+    EntrypointField,
+    EnvField,
+    LabelsField,
+    OciImageBaseField,
+    OciImageFilesField,
+    RepositoryField,
+    UserField,
+    WorkdirField,
+)
+from oci2bin.util_rules.core_process import CoreStep
+
+OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+@dataclass(frozen=True)
+class ImageLayoutRequest:
+    address: Address
+    description_of_origin: str
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """An OCI image layout directory at `path` inside `digest`."""
+
+    digest: Digest
+    path: str
+    ref: str
+
+
+def default_ref(address: Address) -> str:
+    return f"localhost/{address.target_name.lower().replace('_', '-')}:latest"
+
+
+def layout_dir(address: Address) -> str:
+    return os.path.join("__oci_layouts", address.path_safe_spec)
+
+
+async def _single_file_of(target: Target, owner: Address, container_path: str) -> Tuple[Digest, str]:
+    """The one file a `files` entry stands for: a packaged artifact, or a file/resource source."""
+    field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [target]))
+    if field_sets.field_sets:
+        built = await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
+        paths = [a.relpath for a in built.artifacts if a.relpath]
+        digest = built.digest
+    elif target.has_field(SourcesField):
+        sources = await Get(SourceFiles, SourceFilesRequest([target[SourcesField]]))
+        paths, digest = list(sources.files), sources.snapshot.digest
+    else:
+        paths, digest = [], None
+    if len(paths) != 1 or digest is None:
+        raise ValueError(
+            f"{owner}: `files` entry {container_path!r} -> {target.address} must produce exactly one file, "
+            f"got {len(paths)}: use a `file`, `resource` or single-artifact packaged target."
+        )
+    return digest, paths[0]
+
+
+@rule(desc="Build oci_image", level=LogLevel.DEBUG)
+async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin),
+    )
+    target = wrapped.target
+    if not target.has_field(OciImageFilesField):
+        raise ValueError(
+            f"{request.address} is a `{target.alias}` target, not an image: "
+            f"{request.description_of_origin} must name an `oci_image` target."
+        )
+    address = target.address
+    inputs: List[Digest] = []
+    argv: List[str] = ["mkimage", "--output-dir", layout_dir(address)]
+
+    base = target[OciImageBaseField].single
+    if base:
+        base_targets = await Get(
+            Targets,
+            UnparsedAddressInputs([base], owning_address=address, description_of_origin=f"`base` of {address}"),
+        )
+        base_layout = await Get(
+            ImageLayout, ImageLayoutRequest(base_targets[0].address, f"the `base` field of {address}")
+        )
+        inputs.append(base_layout.digest)
+        argv += ["--base", f"oci:{base_layout.path}"]
+
+    files = dict(target[OciImageFilesField].value or {})
+    if files:
+        file_targets = await Get(
+            Targets,
+            UnparsedAddressInputs(
+                list(files.values()), owning_address=address, description_of_origin=f"`files` of {address}"
+            ),
+        )
+        by_spec = dict(zip(files.values(), file_targets))
+        resolved = [await _single_file_of(by_spec[spec], address, ctr) for ctr, spec in files.items()]
+        for i, ((digest, path), ctr) in enumerate(zip(resolved, files)):
+            prefix = f"__files/{i}"
+            inputs.append(await Get(Digest, AddPrefix(digest, prefix)))
+            argv += ["--add", f"{prefix}/{path}:{ctr}"]
+
+    for field, flag in ((EntrypointField, "--entrypoint"), (CmdField, "--cmd")):
+        value = target[field].value
+        if value is not None:
+            argv += [flag, json.dumps(list(value))]
+    for item in target[EnvField].value or ():
+        argv += ["--env", item]
+    for key, value in sorted((target[LabelsField].value or {}).items()):
+        argv += ["--label", f"{key}={value}"]
+    if target[WorkdirField].value:
+        argv += ["--workdir", target[WorkdirField].value]
+    if target[UserField].value:
+        argv += ["--user", target[UserField].value]
+    ref = target[RepositoryField].value or default_ref(address)
+    argv += ["--arch", target[ArchField].value, "--ref", ref]
+
+    input_digest = await Get(Digest, MergeDigests(inputs))
+    result = await Get(
+        ProcessResult,
+        CoreStep(
+            argv=tuple(argv),
+            input_digest=input_digest,
+            description=f"Building image {address}",
+            output_directories=(layout_dir(address),),
+        ),
+    )
+    return ImageLayout(result.output_digest, layout_dir(address), ref)
+
+
+@dataclass(frozen=True)
+class OciImageDependenciesInferenceFieldSet(FieldSet):
+    required_fields = (OciImageFilesField,)
+    files: OciImageFilesField
+
+
+class InferOciImageDependencies(InferDependenciesRequest):
+    infer_from = OciImageDependenciesInferenceFieldSet
+
+
+@rule(desc="Infer oci_image dependencies from `files`", level=LogLevel.DEBUG)
+async def infer_oci_image_dependencies(request: InferOciImageDependencies) -> InferredDependencies:
+    specs = list((request.field_set.files.value or {}).values())
+    if not specs:
+        return InferredDependencies([])
+    targets = await Get(
+        Targets,
+        UnparsedAddressInputs(
+            specs, owning_address=request.field_set.address, description_of_origin="`files` field"
+        ),
+    )
+    return InferredDependencies([t.address for t in targets])
+
+
+def rules():
+    return [*collect_rules(), UnionRule(InferDependenciesRequest, InferOciImageDependencies)]
