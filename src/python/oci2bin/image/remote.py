@@ -737,6 +737,25 @@ class RegistryClient:
         finally:
             r.close()
 
+    def _repository_missing(self, repository: str) -> bool:
+        """True only when the registry positively says the repository is unknown."""
+        try:
+            r = self.request(
+                "GET",
+                f"/v2/{repository}/tags/list?n=1",
+                scope=f"repository:{repository}:pull",
+                what=f"tags of {repository}",
+            )
+        except RegistryError:
+            return False
+        try:
+            if r.status != 404:
+                return False
+            code, _ = _error_info(_read_small(r))
+            return code == "NAME_UNKNOWN"
+        finally:
+            r.close()
+
     def _not_found_error(
         self, r: _Response, repository: str, reference: str, what: str
     ) -> RegistryError:
@@ -747,7 +766,12 @@ class RegistryClient:
                 return ImageNotFound(
                     f"image {self.host}/{repository} not found (repository does not exist)"
                 )
-            if code in ("MANIFEST_UNKNOWN", "") or code == "NOT_FOUND":
+            if code in ("MANIFEST_UNKNOWN", "NOT_FOUND", ""):
+                # distribution answers MANIFEST_UNKNOWN for unknown repositories too: ask the tag list
+                if self._repository_missing(repository):
+                    return ImageNotFound(
+                        f"image {self.host}/{repository} not found (repository does not exist)"
+                    )
                 if ":" in reference:
                     return ManifestNotFound(
                         f"manifest {reference} not found in {self.host}/{repository}"
