@@ -35,9 +35,14 @@ class TarTree:
             with open(path, "rb") as f:
                 head = f.read(4)
         except OSError as e:
-            raise UserError(f"cannot read {path}: {e.strerror}", "check the path") from None
+            raise UserError(
+                f"cannot read {path}: {e.strerror}", "check the path"
+            ) from None
         if sniff_compression(head) != "none":
-            raise UserError(f"{path} is a compressed archive", "decompress it first (gunzip / zstd -d)")
+            raise UserError(
+                f"{path} is a compressed archive",
+                "decompress it first (gunzip / zstd -d)",
+            )
         links: dict[str, str] = {}
         try:
             with tarfile.open(path, "r:") as tf:
@@ -46,11 +51,16 @@ class TarTree:
                     if m.isreg():
                         self._members[name] = (m.offset_data, m.size)
                     elif m.issym():
-                        links[name] = _norm(posixpath.join(posixpath.dirname(name), m.linkname))
+                        links[name] = _norm(
+                            posixpath.join(posixpath.dirname(name), m.linkname)
+                        )
                     elif m.islnk():
                         links[name] = _norm(m.linkname)
         except (tarfile.TarError, OSError) as e:
-            raise UserError(f"{path} is not a readable tar archive: {e}", "pass a docker save / OCI archive") from None
+            raise UserError(
+                f"{path} is not a readable tar archive: {e}",
+                "pass a docker save / OCI archive",
+            ) from None
         for name, target in links.items():
             for _ in range(8):
                 if target in self._members:
@@ -67,7 +77,9 @@ class TarTree:
     def open(self, name: str) -> BinaryIO:
         ent = self._members.get(_norm(name))
         if ent is None:
-            raise UserError(f"{name} is missing from {self.path}", "the archive is incomplete")
+            raise UserError(
+                f"{name} is missing from {self.path}", "the archive is incomplete"
+            )
         return FileSlice(self.path, ent[0], ent[1])  # type: ignore[return-value]
 
     def read(self, name: str) -> bytes:
@@ -85,10 +97,15 @@ def _norm(name: str) -> str:
     return name
 
 
-def read_oci_archive(path: str, tag: str | None = None, platform: Platform | None = None) -> Image:
+def read_oci_archive(
+    path: str, tag: str | None = None, platform: Platform | None = None
+) -> Image:
     tree = TarTree(path)
     if tree.size("index.json") is None:
-        raise UserError(f"{path} is not an oci-archive (no index.json)", "use docker-archive: for `docker save` output")
+        raise UserError(
+            f"{path} is not an oci-archive (no index.json)",
+            "use docker-archive: for `docker save` output",
+        )
     return read_layout(tree, tag, platform)
 
 
@@ -111,17 +128,24 @@ def _normalize_tag(tag: str) -> set[str]:
     return out
 
 
-def read_docker_archive(path: str, tag: str | None = None, platform: Platform | None = None) -> Image:
+def read_docker_archive(
+    path: str, tag: str | None = None, platform: Platform | None = None
+) -> Image:
     tree = TarTree(path)
     if not is_docker_archive(tree):
         if tree.size("index.json") is not None:
             return read_layout(tree, tag, platform)
-        raise UserError(f"{path} is not a docker-archive (no manifest.json)", "pass the output of `docker save`")
+        raise UserError(
+            f"{path} is not a docker-archive (no manifest.json)",
+            "pass the output of `docker save`",
+        )
     try:
         manifest = json.loads(tree.read("manifest.json"))
         assert isinstance(manifest, list)
     except (ValueError, AssertionError):
-        raise UserError(f"manifest.json in {path} is not a JSON list", "the archive is corrupt") from None
+        raise UserError(
+            f"manifest.json in {path} is not a JSON list", "the archive is corrupt"
+        ) from None
     if not manifest:
         raise UserError(f"{path} contains no images", "the archive is empty")
     if tag:
@@ -129,13 +153,19 @@ def read_docker_archive(path: str, tag: str | None = None, platform: Platform | 
         entries = [e for e in manifest if wanted & set(e.get("RepoTags") or [])]
         if not entries:
             have = sorted(t for e in manifest for t in (e.get("RepoTags") or []))
-            raise UserError(f"no image tagged {tag!r} in {path}", "available: " + (", ".join(have) or "none"))
+            raise UserError(
+                f"no image tagged {tag!r} in {path}",
+                "available: " + (", ".join(have) or "none"),
+            )
         entry = entries[0]
     elif len(manifest) == 1:
         entry = manifest[0]
     else:
         have = sorted(t for e in manifest for t in (e.get("RepoTags") or []))
-        raise UserError(f"{path} holds {len(manifest)} images: {', '.join(have)}", "name one as docker-archive:PATH:TAG")
+        raise UserError(
+            f"{path} holds {len(manifest)} images: {', '.join(have)}",
+            "name one as docker-archive:PATH:TAG",
+        )
     image = docker_entry_image(tree, entry)
     tags = entry.get("RepoTags") or []
     name = tag if tag else (tags[0] if tags else None)
@@ -145,15 +175,23 @@ def read_docker_archive(path: str, tag: str | None = None, platform: Platform | 
 def docker_entry_image(tree: TarTree, entry: dict) -> Image:
     cfg_name = entry.get("Config")
     if not cfg_name or tree.size(cfg_name) is None:
-        raise UserError(f"config {cfg_name!r} missing from {tree.path}", "the archive is incomplete")
+        raise UserError(
+            f"config {cfg_name!r} missing from {tree.path}", "the archive is incomplete"
+        )
     config = tree.read(cfg_name)
     cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     if cfg_name.startswith("blobs/sha256/") and cfg_name != blob_path(cfg_digest):
-        raise UserError(f"config {cfg_name} in {tree.path} does not match its digest", "the archive is corrupt")
+        raise UserError(
+            f"config {cfg_name} in {tree.path} does not match its digest",
+            "the archive is corrupt",
+        )
     try:
         diff_ids = json.loads(config).get("rootfs", {}).get("diff_ids") or []
     except (ValueError, AttributeError):
-        raise UserError(f"config {cfg_name} in {tree.path} is not a JSON object", "the archive is corrupt") from None
+        raise UserError(
+            f"config {cfg_name} in {tree.path} is not a JSON object",
+            "the archive is corrupt",
+        ) from None
     layer_names = entry.get("Layers") or []
     if len(diff_ids) != len(layer_names):
         raise UserError(
@@ -164,7 +202,9 @@ def docker_entry_image(tree: TarTree, entry: dict) -> Image:
     for name, diff_id in zip(layer_names, diff_ids):
         size = tree.size(name)
         if size is None:
-            raise UserError(f"layer {name} missing from {tree.path}", "the archive is incomplete")
+            raise UserError(
+                f"layer {name} missing from {tree.path}", "the archive is incomplete"
+            )
         with tree.open(name) as f:
             kind = sniff_compression(f.read(4))
         if name.startswith("blobs/sha256/") and len(name) == 13 + 64:
@@ -173,8 +213,12 @@ def docker_entry_image(tree: TarTree, entry: dict) -> Image:
             digest = diff_id  # an uncompressed layer's digest is its diff_id (verified while reading)
         else:
             digest = _hash_member(tree, name)
-        layers.append(Blob(digest, size, layer_media_type(kind), lambda n=name: tree.open(n)))
-    image = Image(config_bytes=config, layers=tuple(layers), config_media_type=MT_OCI_CONFIG)
+        layers.append(
+            Blob(digest, size, layer_media_type(kind), lambda n=name: tree.open(n))
+        )
+    image = Image(
+        config_bytes=config, layers=tuple(layers), config_media_type=MT_OCI_CONFIG
+    )
     return _reuse_oci_manifest(tree, image)
 
 
@@ -202,7 +246,9 @@ def _reuse_oci_manifest(tree: TarTree, image: Image) -> Image:
             m = json.loads(data)
             if m.get("config", {}).get("digest") != image.config_digest:
                 continue
-            if [x.get("digest") for x in m.get("layers") or []] != [b.digest for b in image.layers]:
+            if [x.get("digest") for x in m.get("layers") or []] != [
+                b.digest for b in image.layers
+            ]:
                 continue
             layers = tuple(
                 Blob(b.digest, b.size, x.get("mediaType", b.media_type), b.opener)

@@ -31,11 +31,16 @@ def has_image(engine: str, ref: str) -> bool:
     return r.returncode == 0
 
 
-def save(ref: str, workdir: str, engine: str | None = None, platform: Platform | None = None) -> Image:
+def save(
+    ref: str, workdir: str, engine: str | None = None, platform: Platform | None = None
+) -> Image:
     """Export `ref` from the first engine that has it into `workdir` (caller owns and cleans it) and read it."""
     engines = [engine] if engine else available_engines()
     if not engines:
-        raise UserError(f"cannot find image {ref!r}: no docker or podman on PATH", "pass an archive or oci: layout")
+        raise UserError(
+            f"cannot find image {ref!r}: no docker or podman on PATH",
+            "pass an archive or oci: layout",
+        )
     errors = []
     for eng in engines:
         if not shutil.which(eng):
@@ -48,10 +53,13 @@ def save(ref: str, workdir: str, engine: str | None = None, platform: Platform |
         cmd = [eng, "save", "-o", out, ref]
         if eng == "podman":
             cmd[2:2] = ["--format", "docker-archive"]
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode != 0:
             msg = (r.stderr.strip().splitlines() or ["failed"])[-1]
             errors.append(f"{eng} save: {msg}")
             continue
         return read_docker_archive(out, tag=None, platform=platform)
-    raise UserError(f"cannot export image {ref!r} ({'; '.join(errors)})", "pull it first or pass an archive")
+    raise UserError(
+        f"cannot export image {ref!r} ({'; '.join(errors)})",
+        "pull it first or pass an archive",
+    )

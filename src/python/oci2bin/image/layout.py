@@ -47,7 +47,9 @@ class DirTree:
 
     def _path(self, name: str) -> str:
         if name.startswith("/") or ".." in name.split("/"):
-            raise UserError(f"unsafe path {name!r} in {self.description}", "the image is corrupt")
+            raise UserError(
+                f"unsafe path {name!r} in {self.description}", "the image is corrupt"
+            )
         return os.path.join(self.root, name)
 
     def size(self, name: str) -> int | None:
@@ -70,7 +72,10 @@ def tree_blob(tree: FileTree, digest: str, size: int, media_type: str) -> Blob:
     name = blob_path(digest)
     actual = tree.size(name)
     if actual is None:
-        raise UserError(f"blob {digest} is missing from {tree.description}", "the image layout is incomplete")
+        raise UserError(
+            f"blob {digest} is missing from {tree.description}",
+            "the image layout is incomplete",
+        )
     if actual != size:
         raise UserError(
             f"blob {digest} in {tree.description} is {actual} bytes, the manifest says {size}",
@@ -85,14 +90,18 @@ def _read_json_blob(tree: FileTree, desc: dict) -> tuple[bytes, dict]:
     try:
         return data, json.loads(data)
     except ValueError:
-        raise UserError(f"blob {desc['digest']} is not JSON", "the image is corrupt") from None
+        raise UserError(
+            f"blob {desc['digest']} is not JSON", "the image is corrupt"
+        ) from None
 
 
 def _describe(desc: dict) -> str:
     ann = desc.get("annotations") or {}
     name = ann.get(ANNOTATION_REF_NAME) or ann.get(ANNOTATION_CONTAINERD_NAME)
     plat = Platform.from_json(desc.get("platform"))
-    return " ".join(x for x in (name, str(plat) if plat else None, desc.get("digest", "")[:19]) if x)
+    return " ".join(
+        x for x in (name, str(plat) if plat else None, desc.get("digest", "")[:19]) if x
+    )
 
 
 def _tag_matches(desc: dict, tag: str) -> bool:
@@ -102,7 +111,10 @@ def _tag_matches(desc: dict, tag: str) -> bool:
     if tag in (ref, full):
         return True
     # `busybox:latest` matches containerd names like docker.io/library/busybox:latest
-    return bool(full) and (full.endswith("/" + tag) or (ref == tag.rpartition(":")[2] and full.endswith(tag)))
+    return bool(full) and (
+        full.endswith("/" + tag)
+        or (ref == tag.rpartition(":")[2] and full.endswith(tag))
+    )
 
 
 def _is_attestation(desc: dict) -> bool:
@@ -120,12 +132,19 @@ def _select(descs: list[dict], platform: Platform | None, where: str) -> dict:
     if len(candidates) == 1 and not with_plat:
         return candidates[0]
     want = platform or Platform.host()
-    matching = [d for d in candidates if d.get("platform") and want.matches(Platform.from_json(d["platform"]))]
+    matching = [
+        d
+        for d in candidates
+        if d.get("platform") and want.matches(Platform.from_json(d["platform"]))
+    ]
     if not matching:
         if len(candidates) == 1:
             return candidates[0]
         have = ", ".join(str(Platform.from_json(d.get("platform"))) for d in candidates)
-        raise UserError(f"no image for platform {want} in {where} (has: {have})", "choose one with --arch/--platform")
+        raise UserError(
+            f"no image for platform {want} in {where} (has: {have})",
+            "choose one with --arch/--platform",
+        )
     if not want.variant:
         # prefer an exact variant-less entry, then the first
         exact = [d for d in matching if not (d["platform"].get("variant"))]
@@ -134,32 +153,54 @@ def _select(descs: list[dict], platform: Platform | None, where: str) -> dict:
     return matching[0]
 
 
-def resolve_descriptor(tree: FileTree, desc: dict, platform: Platform | None, depth: int = 0) -> Image:
+def resolve_descriptor(
+    tree: FileTree, desc: dict, platform: Platform | None, depth: int = 0
+) -> Image:
     """Follow (possibly nested) indexes from `desc` down to one image manifest."""
     if depth > 8:
-        raise UserError(f"image indexes nested too deeply in {tree.description}", "the image layout is corrupt")
+        raise UserError(
+            f"image indexes nested too deeply in {tree.description}",
+            "the image layout is corrupt",
+        )
     data, obj = _read_json_blob(tree, desc)
     mt = obj.get("mediaType") or desc.get("mediaType") or ""
     if mt in INDEX_TYPES or (not mt and "manifests" in obj):
-        child = _select(obj.get("manifests") or [], platform, f"image index {desc['digest'][:19]}")
+        child = _select(
+            obj.get("manifests") or [], platform, f"image index {desc['digest'][:19]}"
+        )
         return resolve_descriptor(tree, child, platform, depth + 1)
     if mt in MANIFEST_TYPES or (not mt and "config" in obj):
         return image_from_manifest(
-            data, lambda dg, sz, t: tree_blob(tree, dg, sz, t), desc.get("mediaType") or None
+            data,
+            lambda dg, sz, t: tree_blob(tree, dg, sz, t),
+            desc.get("mediaType") or None,
         )
-    raise UserError(f"unsupported manifest media type {mt!r} in {tree.description}", "use an OCI or Docker v2 image")
+    raise UserError(
+        f"unsupported manifest media type {mt!r} in {tree.description}",
+        "use an OCI or Docker v2 image",
+    )
 
 
-def read_layout(tree: FileTree, tag: str | None = None, platform: Platform | None = None) -> Image:
+def read_layout(
+    tree: FileTree, tag: str | None = None, platform: Platform | None = None
+) -> Image:
     """Read one image from an OCI layout (directory or archive)."""
     if tree.size("index.json") is None:
-        raise UserError(f"{tree.description} is not an OCI image layout (no index.json)", "check the path")
+        raise UserError(
+            f"{tree.description} is not an OCI image layout (no index.json)",
+            "check the path",
+        )
     with tree.open("index.json") as f:
         try:
             index = json.load(f)
         except ValueError:
-            raise UserError(f"index.json in {tree.description} is not JSON", "the image layout is corrupt") from None
-    descs = [d for d in index.get("manifests") or [] if isinstance(d, dict) and "digest" in d]
+            raise UserError(
+                f"index.json in {tree.description} is not JSON",
+                "the image layout is corrupt",
+            ) from None
+    descs = [
+        d for d in index.get("manifests") or [] if isinstance(d, dict) and "digest" in d
+    ]
     if tag:
         chosen = [d for d in descs if _tag_matches(d, tag)]
         if not chosen:
@@ -170,13 +211,18 @@ def read_layout(tree: FileTree, tag: str | None = None, platform: Platform | Non
             )
         descs = chosen
     if len(descs) > 1 and not any(d.get("platform") for d in descs):
-        if all(d.get("mediaType") in INDEX_TYPES for d in descs) and len({d["digest"] for d in descs}) == 1:
-            descs = descs[:1]
-        elif len({d["digest"] for d in descs}) == 1:
+        if (
+            all(d.get("mediaType") in INDEX_TYPES for d in descs)
+            and len({d["digest"] for d in descs}) == 1
+            or len({d["digest"] for d in descs}) == 1
+        ):
             descs = descs[:1]
         else:
             names = ", ".join(sorted(_describe(d) for d in descs))
-            raise UserError(f"{tree.description} holds several images: {names}", "name one as oci:DIR:TAG")
+            raise UserError(
+                f"{tree.description} holds several images: {names}",
+                "name one as oci:DIR:TAG",
+            )
     if len(descs) == 1 and not descs[0].get("platform"):
         return resolve_descriptor(tree, descs[0], platform)
     return _resolve_top(tree, descs, platform)
@@ -201,8 +247,14 @@ def list_tags(tree: FileTree) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- writing
 
 
-def index_json(image: Image, ref_name: str | None, full_name: str | None = None) -> bytes:
-    desc: dict = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.manifest())}
+def index_json(
+    image: Image, ref_name: str | None, full_name: str | None = None
+) -> bytes:
+    desc: dict = {
+        "mediaType": image.media_type,
+        "digest": image.digest,
+        "size": len(image.manifest()),
+    }
     ann = {}
     if full_name:
         ann[ANNOTATION_CONTAINERD_NAME] = full_name
@@ -211,15 +263,16 @@ def index_json(image: Image, ref_name: str | None, full_name: str | None = None)
     if ann:
         desc["annotations"] = ann
     return json.dumps(
-        {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": [desc]}, sort_keys=True, separators=(",", ":")
+        {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": [desc]},
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode()
 
 
 def _write_file(path: str, chunks) -> None:
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        for c in chunks:
-            f.write(c)
+        f.writelines(chunks)
     os.replace(tmp, path)
 
 
@@ -228,7 +281,10 @@ def write_layout(image: Image, dest: str, tag: str | None = "latest") -> None:
     written into a sibling temp dir and renamed, so a failure leaves nothing behind."""
     parent = os.path.dirname(os.path.abspath(dest)) or "."
     if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-        raise UserError(f"{dest} already exists and is not empty", "remove it or choose another --output")
+        raise UserError(
+            f"{dest} already exists and is not empty",
+            "remove it or choose another --output",
+        )
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".oci2bin-", dir=parent)
     try:

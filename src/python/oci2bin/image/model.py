@@ -12,8 +12,9 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from oci2bin.errors import UserError
 
@@ -61,7 +62,9 @@ def split_digest(digest: str) -> tuple[str, str]:
 
 def canonical_json(obj: object) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 # ---------------------------------------------------------------------------------------------------- platform
@@ -92,11 +95,13 @@ class Platform:
     variant: str | None = None
 
     @staticmethod
-    def parse(text: str) -> "Platform":
+    def parse(text: str) -> Platform:
         """`linux/arm64/v8`, `arm64`, `aarch64`, `x86_64`."""
         parts = [p for p in text.strip().split("/") if p]
         if not parts or len(parts) > 3:
-            raise UserError(f"invalid platform {text!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64")
+            raise UserError(
+                f"invalid platform {text!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64"
+            )
         if len(parts) == 1:
             parts = ["linux", parts[0]]
         arch = _ARCH_ALIASES.get(parts[1], parts[1])
@@ -104,11 +109,11 @@ class Platform:
         return Platform(parts[0], arch, variant)
 
     @staticmethod
-    def host() -> "Platform":
+    def host() -> Platform:
         return Platform.parse(os.uname().machine)
 
     @staticmethod
-    def from_json(obj: dict | None) -> "Platform | None":
+    def from_json(obj: dict | None) -> Platform | None:
         if not obj:
             return None
         return Platform(
@@ -117,13 +122,11 @@ class Platform:
             obj.get("variant") or None,
         )
 
-    def matches(self, other: "Platform") -> bool:
+    def matches(self, other: Platform) -> bool:
         """Does `other` (a candidate) satisfy this request? A request without variant accepts any variant."""
         if self.os != other.os or self.architecture != other.architecture:
             return False
-        if self.variant and other.variant and self.variant != other.variant:
-            return False
-        return True
+        return not (self.variant and other.variant and self.variant != other.variant)
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
@@ -135,7 +138,9 @@ class Platform:
 class VerifyingReader(io.RawIOBase):
     """Reads a blob stream and fails at EOF if its size or digest differ from what the manifest says."""
 
-    def __init__(self, raw: BinaryIO, digest: str | None, size: int | None, what: str) -> None:
+    def __init__(
+        self, raw: BinaryIO, digest: str | None, size: int | None, what: str
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
@@ -244,7 +249,10 @@ class Blob:
     def open(self) -> BinaryIO:
         """A stream of the blob's bytes that raises UserError at EOF if they do not match digest and size."""
         return io.BufferedReader(
-            VerifyingReader(self.opener(), self.digest, self.size, f"blob {self.digest[:19]}"), CHUNK
+            VerifyingReader(
+                self.opener(), self.digest, self.size, f"blob {self.digest[:19]}"
+            ),
+            CHUNK,
         )
 
     def read_bytes(self) -> bytes:
@@ -292,15 +300,22 @@ def open_uncompressed(blob: Blob) -> BinaryIO:
         import zstandard
 
         return io.BufferedReader(
-            zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True), CHUNK
+            zstandard.ZstdDecompressor().stream_reader(
+                raw, closefd=True, read_across_frames=True
+            ),
+            CHUNK,
         )  # type: ignore[arg-type]
     return raw
 
 
 def layer_media_type(compression: str, docker: bool = False) -> str:
     if docker:
-        return {"gzip": MT_DOCKER_LAYER_GZIP, "zstd": MT_DOCKER_LAYER_ZSTD}.get(compression, MT_DOCKER_LAYER)
-    return {"gzip": MT_OCI_LAYER_GZIP, "zstd": MT_OCI_LAYER_ZSTD}.get(compression, MT_OCI_LAYER)
+        return {"gzip": MT_DOCKER_LAYER_GZIP, "zstd": MT_DOCKER_LAYER_ZSTD}.get(
+            compression, MT_DOCKER_LAYER
+        )
+    return {"gzip": MT_OCI_LAYER_GZIP, "zstd": MT_OCI_LAYER_ZSTD}.get(
+        compression, MT_OCI_LAYER
+    )
 
 
 def bytes_blob(data: bytes, media_type: str) -> Blob:
@@ -324,13 +339,17 @@ class Image:
     manifest_media_type: str = MT_OCI_MANIFEST
     config_media_type: str = MT_OCI_CONFIG
     manifest_annotations: dict | None = None
-    source_name: str | None = field(default=None, compare=False)  # a name the source gave it (RepoTags etc.)
+    source_name: str | None = field(
+        default=None, compare=False
+    )  # a name the source gave it (RepoTags etc.)
 
     def __post_init__(self) -> None:
         try:
             cfg = json.loads(self.config_bytes)
         except ValueError as e:
-            raise UserError(f"image config is not valid JSON: {e}", "the image is corrupt") from None
+            raise UserError(
+                f"image config is not valid JSON: {e}", "the image is corrupt"
+            ) from None
         if not isinstance(cfg, dict):
             raise UserError("image config is not a JSON object", "the image is corrupt")
         object.__setattr__(self, "_config", cfg)
@@ -353,7 +372,9 @@ class Image:
         cfg = self._config  # type: ignore[attr-defined]
         return Platform(
             cfg.get("os") or "linux",
-            _ARCH_ALIASES.get(cfg.get("architecture", ""), cfg.get("architecture") or "amd64"),
+            _ARCH_ALIASES.get(
+                cfg.get("architecture", ""), cfg.get("architecture") or "amd64"
+            ),
             cfg.get("variant") or None,
         )
 
@@ -385,11 +406,17 @@ class Image:
 
     @property
     def media_type(self) -> str:
-        return self.manifest_media_type if self.manifest_bytes is not None else MT_OCI_MANIFEST
+        return (
+            self.manifest_media_type
+            if self.manifest_bytes is not None
+            else MT_OCI_MANIFEST
+        )
 
-    def replace(self, **changes) -> "Image":
+    def replace(self, **changes) -> Image:
         """A new Image; any change to config or layers drops the source manifest (it no longer describes it)."""
-        if "manifest_bytes" not in changes and ("config_bytes" in changes or "layers" in changes):
+        if "manifest_bytes" not in changes and (
+            "config_bytes" in changes or "layers" in changes
+        ):
             changes["manifest_bytes"] = None
             changes.setdefault("manifest_media_type", MT_OCI_MANIFEST)
             changes.setdefault("config_media_type", MT_OCI_CONFIG)
@@ -397,7 +424,7 @@ class Image:
             changes["layers"] = tuple(_oci_layer(b) for b in changes["layers"])
         return dataclasses.replace(self, **changes)
 
-    def with_config(self, cfg: dict) -> "Image":
+    def with_config(self, cfg: dict) -> Image:
         return self.replace(config_bytes=canonical_json(cfg))
 
 
@@ -422,7 +449,9 @@ def image_from_manifest(
     try:
         m = json.loads(manifest_bytes)
     except ValueError as e:
-        raise UserError(f"image manifest is not valid JSON: {e}", "the image is corrupt") from None
+        raise UserError(
+            f"image manifest is not valid JSON: {e}", "the image is corrupt"
+        ) from None
     mt = m.get("mediaType") or manifest_media_type or MT_OCI_MANIFEST
     if m.get("schemaVersion") != 2 or mt not in MANIFEST_TYPES or "config" not in m:
         raise UserError(
@@ -430,10 +459,14 @@ def image_from_manifest(
             "convert the image to OCI or Docker schema 2, e.g. with skopeo copy",
         )
     cdesc = m["config"]
-    config = read_blob(cdesc["digest"], int(cdesc["size"]), cdesc.get("mediaType", MT_OCI_CONFIG)).read_bytes()
+    config = read_blob(
+        cdesc["digest"], int(cdesc["size"]), cdesc.get("mediaType", MT_OCI_CONFIG)
+    ).read_bytes()
     layers = []
     for d in m.get("layers") or []:
-        blob = read_blob(d["digest"], int(d["size"]), d.get("mediaType", MT_OCI_LAYER_GZIP))
+        blob = read_blob(
+            d["digest"], int(d["size"]), d.get("mediaType", MT_OCI_LAYER_GZIP)
+        )
         if d.get("annotations"):
             blob = dataclasses.replace(blob, annotations=d["annotations"])
         layers.append(blob)

@@ -19,7 +19,14 @@ from oci2bin.errors import UserError
 from oci2bin.image import archive, engine, layout
 from oci2bin.image.model import Image, Platform
 
-TRANSPORTS = ("oci", "oci-archive", "docker-archive", "docker-daemon", "podman", "docker")
+TRANSPORTS = (
+    "oci",
+    "oci-archive",
+    "docker-archive",
+    "docker-daemon",
+    "podman",
+    "docker",
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,9 @@ class Source:
     def __str__(self) -> str:
         if self.transport in ("path", "registry"):
             return self.location
-        return f"{self.transport}:{self.location}" + (f":{self.tag}" if self.tag else "")
+        return f"{self.transport}:{self.location}" + (
+            f":{self.tag}" if self.tag else ""
+        )
 
 
 def _split_tag(rest: str) -> tuple[str, str | None]:
@@ -51,7 +60,9 @@ def _split_tag(rest: str) -> tuple[str, str | None]:
 
 def parse_source(spec: str) -> Source:
     if not spec:
-        raise UserError("empty image argument", "pass an image reference or archive path")
+        raise UserError(
+            "empty image argument", "pass an image reference or archive path"
+        )
     transport, sep, rest = spec.partition(":")
     if sep and transport in TRANSPORTS and not os.path.exists(spec):
         if transport in ("docker-daemon", "podman", "docker"):
@@ -60,7 +71,11 @@ def parse_source(spec: str) -> Source:
             return Source(transport if transport != "docker" else "docker-daemon", rest)
         path, tag = _split_tag(rest)
         return Source(transport, path, tag)
-    if os.path.exists(spec) or spec.startswith(("/", "./", "../")) or spec.endswith(".tar"):
+    if (
+        os.path.exists(spec)
+        or spec.startswith(("/", "./", "../"))
+        or spec.endswith(".tar")
+    ):
         return Source("path", spec)
     return Source("registry", spec)
 
@@ -72,16 +87,29 @@ def _remote_module():
         return None
 
 
-def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | None = None) -> Image:
+def load_image(
+    src: Source, stack: contextlib.ExitStack, platform: Platform | None = None
+) -> Image:
     """Open `src` as an Image. Temporary files it needs are registered on `stack` (removed when it closes)."""
     t = src.transport
-    if t in ("oci", "oci-archive", "docker-archive", "path") and not os.path.exists(src.location):
-        raise UserError(f"{src.location}: no such file or directory", "check the image path")
+    if t in ("oci", "oci-archive", "docker-archive", "path") and not os.path.exists(
+        src.location
+    ):
+        raise UserError(
+            f"{src.location}: no such file or directory", "check the image path"
+        )
     if t == "oci":
         if not os.path.isdir(src.location):
-            raise UserError(f"{src.location} is not a directory", "oci: needs an OCI image layout directory")
+            raise UserError(
+                f"{src.location} is not a directory",
+                "oci: needs an OCI image layout directory",
+            )
         image = layout.read_layout(layout.DirTree(src.location), src.tag, platform)
-        return image.replace(source_name=_layout_name(src)) if image.source_name is None else image
+        return (
+            image.replace(source_name=_layout_name(src))
+            if image.source_name is None
+            else image
+        )
     if t == "oci-archive":
         image = archive.read_oci_archive(src.location, src.tag, platform)
         return image.replace(source_name=_layout_name(src))
@@ -95,21 +123,35 @@ def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | No
             return archive.read_docker_archive(src.location, None, platform)
         if tree.size("index.json") is not None:
             return load_image(Source("oci-archive", src.location), stack, platform)
-        raise UserError(f"{src.location} is neither a docker-archive nor an oci-archive", "pass a `docker save` tar")
+        raise UserError(
+            f"{src.location} is neither a docker-archive nor an oci-archive",
+            "pass a `docker save` tar",
+        )
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-"))
     if t in ("docker-daemon", "podman"):
         eng = "docker" if t == "docker-daemon" else "podman"
-        return engine.save(src.location, workdir, eng, platform).replace(source_name=src.location)
+        return engine.save(src.location, workdir, eng, platform).replace(
+            source_name=src.location
+        )
     # registry reference
     remote = _remote_module()
     if remote is not None and hasattr(remote, "pull"):
         dest = os.path.join(workdir, "layout")
         plat = str(platform) if platform else None
-        remote.pull(src.location, dest, platform=plat)
+        registry_error = getattr(remote, "RegistryError", None) or UserError
+        try:
+            remote.pull(src.location, dest, platform=plat)
+        except registry_error as e:
+            raise UserError(
+                f"cannot pull {src.location}: {e}",
+                "check the name, the network and registry credentials",
+            ) from None
         image = layout.read_layout(layout.DirTree(dest), None, platform)
         return image.replace(source_name=src.location)
     if engine.available_engines():
-        return engine.save(src.location, workdir, None, platform).replace(source_name=src.location)
+        return engine.save(src.location, workdir, None, platform).replace(
+            source_name=src.location
+        )
     raise UserError(
         f"cannot fetch {src.location!r}: no registry client and no docker/podman here",
         "pass docker-archive:PATH, oci:DIR or oci-archive:PATH",
@@ -118,7 +160,7 @@ def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | No
 
 def _layout_name(src: Source) -> str:
     base = os.path.basename(os.path.normpath(src.location))
-    base = re.sub(r"(\.oci-archive)?\.tar$", "", base)
+    base = re.sub(r"(\.oci-archive|\.oci|\.docker)?\.tar$", "", base)
     base = re.sub(r"[-_]oci$", "", base) or base
     return f"{base}:{src.tag or 'latest'}"
 

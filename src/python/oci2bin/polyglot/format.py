@@ -11,7 +11,9 @@ from oci2bin.errors import UserError
 FORMAT_VERSION = 1
 FOOTER_MAGIC = b"OCI2BIN\0"
 FOOTER_END_MAGIC = b"OCI2END\0"
-FOOTER = struct.Struct("<8sIIQQQQQ8s")  # magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end
+FOOTER = struct.Struct(
+    "<8sIIQQQQQ8s"
+)  # magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end
 FOOTER_SIZE = FOOTER.size
 assert FOOTER_SIZE == 64
 FLAG_VM = 1 << 0
@@ -54,26 +56,52 @@ class Elf:
 def parse_elf(data: bytes, what: str = "loader") -> Elf:
     """Validate a static little-endian ELF64 executable and return what the writer needs."""
     if len(data) < EHDR.size or not data.startswith(ELF_MAGIC):
-        raise UserError(f"{what} is not an ELF file", "pass the oci2bin loader binary with --loader")
+        raise UserError(
+            f"{what} is not an ELF file", "pass the oci2bin loader binary with --loader"
+        )
     if data[4] != 2 or data[5] != 1:
-        raise UserError(f"{what} is not a little-endian ELF64 file", "build the loader for x86_64 or aarch64")
-    (_, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(data, 0)
+        raise UserError(
+            f"{what} is not a little-endian ELF64 file",
+            "build the loader for x86_64 or aarch64",
+        )
+    (_, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = (
+        EHDR.unpack_from(data, 0)
+    )
     if e_type not in (2, 3):
-        raise UserError(f"{what} is not an executable (ELF type {e_type})", "pass the loader executable")
+        raise UserError(
+            f"{what} is not an executable (ELF type {e_type})",
+            "pass the loader executable",
+        )
     if machine not in ELF_ARCH:
-        raise UserError(f"{what} is for unsupported machine {machine}", "use an x86_64 or aarch64 loader")
+        raise UserError(
+            f"{what} is for unsupported machine {machine}",
+            "use an x86_64 or aarch64 loader",
+        )
     if phentsize != PHDR.size or phnum == 0 or phoff + phnum * phentsize > len(data):
-        raise UserError(f"{what} has no valid program header table", "the loader binary is corrupt")
+        raise UserError(
+            f"{what} has no valid program header table", "the loader binary is corrupt"
+        )
     max_align = 0
     for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz, _, p_align = PHDR.unpack_from(data, phoff + i * phentsize)
+        p_type, _, p_offset, _, _, p_filesz, _, p_align = PHDR.unpack_from(
+            data, phoff + i * phentsize
+        )
         if p_type == PT_INTERP:
-            raise UserError(f"{what} is dynamically linked", "the loader must be a static executable")
+            raise UserError(
+                f"{what} is dynamically linked",
+                "the loader must be a static executable",
+            )
         if p_type == PT_LOAD:
             if p_align and p_align & (p_align - 1):
-                raise UserError(f"{what} has a PT_LOAD alignment {p_align} that is not a power of two", "relink it")
+                raise UserError(
+                    f"{what} has a PT_LOAD alignment {p_align} that is not a power of two",
+                    "relink it",
+                )
             if p_offset + p_filesz > len(data):
-                raise UserError(f"{what} has a segment beyond the end of the file", "the loader binary is truncated")
+                raise UserError(
+                    f"{what} has a segment beyond the end of the file",
+                    "the loader binary is truncated",
+                )
             max_align = max(max_align, p_align)
     return Elf(machine, ELF_ARCH[machine], phoff, phnum, phentsize, max_align)
 
@@ -100,7 +128,9 @@ def unrelocate_loader(data: bytes, l_off: int) -> bytes:
 
 
 def parse_elf_unchecked(data: bytes) -> Elf:
-    (_, _, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(data, 0)
+    (_, _, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(
+        data, 0
+    )
     return Elf(machine, ELF_ARCH.get(machine, str(machine)), phoff, phnum, phentsize, 0)
 
 
@@ -179,11 +209,13 @@ class Footer:
         )
 
     @staticmethod
-    def unpack(data: bytes) -> "Footer | None":
+    def unpack(data: bytes) -> Footer | None:
         """None when the bytes are not an oci2bin footer."""
         if len(data) != FOOTER_SIZE:
             return None
-        magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end = FOOTER.unpack(data)
+        magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end = (
+            FOOTER.unpack(data)
+        )
         if magic != FOOTER_MAGIC or end != FOOTER_END_MAGIC:
             return None
         return Footer(flags, tar_end, m_size, sig_off, sig_len, l_off, version)
@@ -196,4 +228,7 @@ def source_date_epoch() -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise UserError(f"SOURCE_DATE_EPOCH={value!r} is not an integer", "set it to seconds since 1970") from None
+        raise UserError(
+            f"SOURCE_DATE_EPOCH={value!r} is not an integer",
+            "set it to seconds since 1970",
+        ) from None

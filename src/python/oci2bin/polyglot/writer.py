@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 from oci2bin import __version__
 from oci2bin.errors import UserError
@@ -63,7 +64,9 @@ def parse_created(created: str | None) -> int | None:
                 if sign in clock:
                     clock, _, zone = clock.partition(sign)
                     hh, _, mm = zone.partition(":")
-                    offset = (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
+                    offset = (
+                        (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
+                    )
         clock = clock.split(".", 1)[0]
         t = time.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
         return calendar.timegm(t) - offset
@@ -153,7 +156,14 @@ def write_polyglot(
         ("oci-layout", OCI_LAYOUT_BYTES),
         ("manifest.json", docker_manifest_json(image, ref)),
     ]
-    total = l_off + len(loader) + len(config) + sum(b.size for b in layers) + len(manifest) + 8 * BLOCK
+    total = (
+        l_off
+        + len(loader)
+        + len(config)
+        + sum(b.size for b in layers)
+        + len(manifest)
+        + 8 * BLOCK
+    )
 
     out_dir = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output):
@@ -165,7 +175,14 @@ def write_polyglot(
         with os.fdopen(fd, "wb") as f:
             out = _Out(f, total, progress)
             # entry #1: ELF header in the name field, loader at L_OFF
-            out.write(ustar_header(head_elf_header(loader, l_off), l_off - BLOCK + len(loader), LOADER_MODE, mtime))
+            out.write(
+                ustar_header(
+                    head_elf_header(loader, l_off),
+                    l_off - BLOCK + len(loader),
+                    LOADER_MODE,
+                    mtime,
+                )
+            )
             out.write(b"\0" * (l_off - BLOCK))
             out.write(relocate_loader(loader, elf, l_off))
             out.pad()
@@ -177,7 +194,10 @@ def write_polyglot(
                 for c in chunks:
                     out.write(c)
                 if out.pos - start != size:
-                    raise UserError(f"{name}: wrote {out.pos - start} bytes, expected {size}", "the image is corrupt")
+                    raise UserError(
+                        f"{name}: wrote {out.pos - start} bytes, expected {size}",
+                        "the image is corrupt",
+                    )
                 out.pad()
                 entries.append([name, start, size])
 

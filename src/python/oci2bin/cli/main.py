@@ -1,0 +1,83 @@
+"""Entry point: `oci2bin IMAGE [OUTPUT]` or `oci2bin SUBCOMMAND ...`. Errors become one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from oci2bin.errors import UserError
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    if argv and argv[0] == "--version":
+        from oci2bin import __version__
+
+        sys.stdout.write(f"oci2bin {__version__}\n")
+        return 0
+    from oci2bin.cli import build
+
+    return build.run(argv)
+
+
+def _assemble(argv: list[str]) -> int:
+    from oci2bin.cli import build
+
+    return build.run_assemble(argv)
+
+
+def _mkimage(argv: list[str]) -> int:
+    from oci2bin.cli import mkimage
+
+    return mkimage.run(argv)
+
+
+def _inspect(argv: list[str]) -> int:
+    from oci2bin.cli import inspect
+
+    return inspect.run(argv)
+
+
+def _list(argv: list[str]) -> int:
+    from oci2bin.cli import cachecmd
+
+    return cachecmd.run_list(argv)
+
+
+def _prune(argv: list[str]) -> int:
+    from oci2bin.cli import cachecmd
+
+    return cachecmd.run_prune(argv)
+
+
+SUBCOMMANDS = {
+    "assemble": _assemble,
+    "mkimage": _mkimage,
+    "inspect": _inspect,
+    "list": _list,
+    "prune": _prune,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(argv)
+    except UserError as e:
+        sys.stderr.write(e.line() + "\n")
+        return getattr(e, "exit_code", 1)
+    except KeyboardInterrupt:
+        sys.stderr.write("oci2bin: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        sys.stderr.write(
+            f"oci2bin: {e.strerror or e}{where} (check paths, permissions and free space)\n"
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Image transform flags shared by the build command: parsed into one plan, applied as Image -> Image steps."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from oci2bin.errors import UserError
+from oci2bin.image.model import Image, Platform
+from oci2bin.image.source import load_image, parse_source
+from oci2bin.mutate.add_files import add_files
+from oci2bin.mutate.layertar import AddSpec
+from oci2bin.mutate.merge import merge
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("image transforms")
+    g.add_argument(
+        "--add-file",
+        action="append",
+        default=[],
+        metavar="HOST:CTR",
+        help="add a file in a new layer",
+    )
+    g.add_argument(
+        "--add-dir",
+        action="append",
+        default=[],
+        metavar="HOST:CTR",
+        help="add a directory tree",
+    )
+    g.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="HOST:CTR[:MODE]",
+        help="add a file or directory",
+    )
+    g.add_argument(
+        "--layer",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="overlay another image's layers",
+    )
+    g.add_argument(
+        "--strip",
+        action="store_true",
+        help="remove docs, man pages, locales, package caches",
+    )
+    g.add_argument(
+        "--strip-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="strip this path prefix",
+    )
+    g.add_argument(
+        "--strip-auto",
+        action="store_true",
+        help="also strip detected package-manager caches",
+    )
+    g.add_argument("--squash", action="store_true", help="merge all layers into one")
+    g.add_argument("--compress", choices=["gzip", "zstd"], help="(re)compress layers")
+
+
+def describe(args: argparse.Namespace) -> str:
+    """A stable text of the transform options (part of the cache key)."""
+    parts = [
+        *(f"add-file={a}" for a in args.add_file),
+        *(f"add-dir={a}" for a in args.add_dir),
+        *(f"add={a}" for a in args.add),
+        *(f"layer={a}" for a in args.layer),
+        f"strip={args.strip}",
+        *(f"strip-prefix={a}" for a in args.strip_prefix),
+        f"strip-auto={args.strip_auto}",
+        f"squash={args.squash}",
+        f"compress={args.compress}",
+    ]
+    return "\n".join(parts)
+
+
+def apply(
+    image: Image,
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    workdir: str,
+    platform: Platform | None,
+) -> Image:
+    for spec in args.layer:
+        overlay = load_image(parse_source(spec), stack, platform or image.platform)
+        image = merge(image, overlay)
+    adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
+    for a in args.add_file:
+        spec = AddSpec.parse(a)
+        import os
+
+        if os.path.isdir(spec.host):
+            raise UserError(
+                f"--add-file {a}: {spec.host} is a directory",
+                "use --add-dir for directories",
+            )
+    for a in args.add_dir:
+        spec = AddSpec.parse(a)
+        import os
+
+        if not os.path.isdir(spec.host):
+            raise UserError(
+                f"--add-dir {a}: {spec.host} is not a directory",
+                "use --add-file for files",
+            )
+    compression = args.compress or "gzip"
+    if adds:
+        image = add_files(image, adds, workdir, compression)
+    if args.strip or args.strip_prefix or args.strip_auto:
+        from oci2bin.mutate.strip import DEFAULT_PREFIXES, strip
+
+        for p in args.strip_prefix:
+            if p.startswith("/") or ".." in p.split("/"):
+                raise UserError(
+                    f"--strip-prefix {p!r} must be relative and without '..'",
+                    "e.g. usr/share/doc/",
+                )
+        prefixes = list(args.strip_prefix) or list(DEFAULT_PREFIXES)
+        image = strip(
+            image, prefixes, workdir, auto=args.strip_auto, compression=compression
+        )
+    if args.squash:
+        from oci2bin.mutate.squash import squash
+
+        image = squash(image, workdir, compression)
+    elif args.compress:
+        from oci2bin.mutate.compress import recompress
+
+        image = recompress(image, args.compress, workdir)
+    return image
