@@ -349,6 +349,20 @@ def skopeo_inspect(
     return json.loads(skopeo(cmd + [target], tmpdir))
 
 
+def manifest_digest(ref: str, tmpdir: str) -> str:
+    """sha256 of the manifest bytes ``ref`` (``docker://...``, ``oci:...``) serves, byte for byte."""
+    env = dict(
+        os.environ,
+        TMPDIR=tmpdir,
+        REGISTRY_AUTH_FILE=os.path.join(tmpdir, "no-auth.json"),
+    )
+    cmd = ["skopeo", "--insecure-policy", "inspect", "--raw", "--tls-verify=false", ref]
+    p = subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.decode().strip()}")
+    return "sha256:" + hashlib.sha256(p.stdout).hexdigest()
+
+
 def blob_data_path(registry: Registry, digest: str) -> str:
     """The file a distribution filesystem store keeps a blob in (corrupt it to test verification)."""
     algo, hexpart = digest.split(":", 1)
@@ -523,8 +537,8 @@ class FaultProxy:
     """Loopback HTTP proxy in front of ``upstream`` (host:port) that can misbehave.
 
     ``fail_429``: answer this many requests with 429 (``Retry-After: retry_after``) before forwarding;
-    ``drop_blob_after``: for the first blob GET, send the headers and this many body bytes, then drop the
-    connection. ``requests`` records (method, path, status) of everything forwarded or refused.
+    ``drop_blob_after``: for the first blob GET with a longer body, send the headers and this many body
+    bytes, then drop the connection. ``requests`` records (method, path, status) of everything forwarded or refused.
     """
 
     def __init__(self, upstream: str, *, fail_429: int = 0, retry_after: str | None = "0",
@@ -534,6 +548,9 @@ class FaultProxy:
         self.retry_after = retry_after
         self.drop_blob_after = drop_blob_after
         self.requests: list[tuple[str, str, int]] = []
+        self.ranges: list[
+            tuple[str, str]
+        ] = []  # (path, Range header) of range requests
         self._lock = threading.Lock()
         proxy = self
 
@@ -545,14 +562,6 @@ class FaultProxy:
                     fail = proxy.fail_429 > 0
                     if fail:
                         proxy.fail_429 -= 1
-                    drop = None
-                    if (
-                        not fail
-                        and self.command == "GET"
-                        and "/blobs/" in self.path
-                        and proxy.drop_blob_after is not None
-                    ):
-                        drop, proxy.drop_blob_after = proxy.drop_blob_after, None
                 if fail:
                     proxy._record(self.command, self.path, 429)
                     body = (
@@ -572,10 +581,20 @@ class FaultProxy:
                     for k, v in self.headers.items()
                     if k.lower() not in ("host", "connection")
                 }
+                if self.headers.get("Range"):
+                    with proxy._lock:
+                        proxy.ranges.append((self.path, self.headers["Range"]))
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 try:
                     conn.request(self.command, self.path, headers=headers)
                     resp = conn.getresponse()
+                    body = resp.read()
+                    drop = None
+                    if self.command == "GET" and "/blobs/" in self.path:
+                        with proxy._lock:
+                            limit = proxy.drop_blob_after
+                            if limit is not None and len(body) > limit:
+                                drop, proxy.drop_blob_after = limit, None
                     proxy._record(
                         self.command,
                         self.path,
@@ -589,7 +608,6 @@ class FaultProxy:
                             "keep-alive",
                         ):
                             self.send_header(k, v)
-                    body = resp.read()
                     if resp.getheader("Content-Length") is None:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
