@@ -1,0 +1,211 @@
+/* The process structure:
+ *   loader (host namespaces) --clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC)--> child = PID 1 of the container
+ * The loader writes the child's id maps, then waits for it, forwarding SIGTERM/SIGINT/SIGHUP/SIGUSR1/2,
+ * and finally removes the (empty) run directory it created. The child builds the rootfs on a tmpfs mounted
+ * on that run directory (so it vanishes with the mount namespace), sets up mounts, pivot_roots and execs
+ * the command, staying PID 1. */
+#define _GNU_SOURCE
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mounts.h"
+#include "ns.h"
+#include "rootfs.h"
+
+static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
+#define N_FORWARDED (sizeof FORWARDED / sizeof FORWARDED[0])
+
+typedef struct run {
+    const options *o;
+    const payload *p;
+    const image *img;
+    const exec_plan *plan;
+    const char *hostname;
+    char rundir[4096];
+    int sync_rd, sync_wr; /* parent -> child: "id maps written" */
+    int exec_rd, exec_wr; /* closed (CLOEXEC) when the child execs */
+    idmap_info idm;
+} run;
+
+static volatile pid_t g_child;
+static int g_exec_rd = -1;
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    int saved = errno;
+    struct pollfd pfd = {g_exec_rd, POLLIN, 0};
+    int execd = poll(&pfd, 1, 0) == 1;
+    if (!execd)
+        kill(g_child, SIGKILL); /* still setting up: stop now (PID 1 ignores default-action signals) */
+    else if (!si || si->si_code != SI_KERNEL)
+        kill(g_child, sig);     /* terminal-generated signals reach the container's process group directly */
+    errno = saved;
+}
+
+static const char *tmp_base(void)
+{
+    const char *t = getenv("TMPDIR");
+    struct stat st;
+    if (t && t[0] == '/' && stat(t, &st) == 0 && S_ISDIR(st.st_mode))
+        return t;
+    return "/tmp";
+}
+
+static int child_setup(run *r, oerr *e)
+{
+    char rootfs[4200];
+    char c;
+    ssize_t n;
+    do
+        n = read(r->sync_rd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return oerr_set(e, "the loader stopped before the container started: see the message above");
+    close(r->sync_rd);
+    r->idm.single_id = c == '1';
+    if (mounts_private_tmpfs(r->rundir, e))
+        return -1;
+    snprintf(rootfs, sizeof rootfs, "%s/rootfs", r->rundir);
+    if (mkdir(rootfs, 0755) < 0)
+        return oerr_sys(e, errno, NULL, "cannot create %s", rootfs);
+    int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return oerr_sys(e, errno, NULL, "cannot open %s", rootfs);
+    dbg("extracting %zu layers into a private tmpfs", r->img->n_layers);
+    if (rootfs_extract(r->p, r->img, rootfd, 0, e))
+        return -1;
+    if (mounts_setup_rootfs(rootfs, rootfd, e))
+        return -1;
+    close(rootfd);
+    if (r->hostname && sethostname(r->hostname, strlen(r->hostname)) < 0)
+        dbg("sethostname: %s", strerror(errno));
+    if (mounts_enter_rootfs(rootfs, e))
+        return -1;
+    return exec_run(r->plan, r->idm.single_id, e);
+}
+
+static int child_main(run *r)
+{
+    oerr e = {0};
+    struct sigaction sa = {0};
+    sa.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaction(FORWARDED[i], &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    close(r->sync_wr);
+    close(r->exec_rd);
+    /* If the loader dies (even by SIGKILL), the container goes with it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    child_setup(r, &e);
+    oerr_print(&e);
+    return e.status ? e.status : EXIT_SETUP;
+}
+
+static int wait_child(pid_t pid, oerr *e)
+{
+    int st;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, 0);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            return oerr_sys(e, errno, NULL, "waiting for the container failed");
+    }
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return EXIT_SETUP;
+}
+
+int container_run(const options *o, const payload *p, const image *img, const exec_plan *plan,
+                  const char *hostname, oerr *e)
+{
+    run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname};
+    int fds[2];
+    snprintf(r.rundir, sizeof r.rundir, "%s/oci2bin-run-XXXXXX", tmp_base());
+    if (!mkdtemp(r.rundir))
+        return oerr_sys(e, errno, "set TMPDIR to a writable directory", "cannot create a run directory in %s",
+                        tmp_base());
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        rmdir(r.rundir);
+        return oerr_sys(e, errno, NULL, "pipe");
+    }
+    r.sync_rd = fds[0], r.sync_wr = fds[1];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        rmdir(r.rundir);
+        return oerr_sys(e, errno, NULL, "pipe");
+    }
+    r.exec_rd = fds[0], r.exec_wr = fds[1];
+
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaddset(&block, FORWARDED[i]);
+    sigprocmask(SIG_BLOCK, &block, &old);
+
+    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+    if (pid == 0)
+        _exit(child_main(&r));
+    int rc = -1;
+    if (pid < 0) {
+        oerr_sys(e, errno, ns_userns_hint(errno), "cannot create the container's namespaces");
+        goto out;
+    }
+    close(r.sync_rd);
+    close(r.exec_wr);
+    r.sync_rd = r.exec_wr = -1;
+    g_child = pid;
+    g_exec_rd = r.exec_rd;
+    dbg("container pid %d (host view)", (int)pid);
+    if (ns_write_maps(pid, &r.idm, e)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    /* The byte tells the child how ids are mapped: '1' single id, 'F' full range. */
+    if (write_all(r.sync_wr, r.idm.single_id ? "1" : "F", 1) < 0) {
+        oerr_sys(e, errno, NULL, "cannot start the container");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    struct sigaction sa = {0};
+    sa.sa_sigaction = forward;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaction(FORWARDED[i], &sa, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    rc = wait_child(pid, e);
+    dbg("container exited with status %d", rc);
+out:
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (r.sync_rd >= 0)
+        close(r.sync_rd);
+    if (r.sync_wr >= 0)
+        close(r.sync_wr);
+    if (r.exec_wr >= 0)
+        close(r.exec_wr);
+    close(r.exec_rd);
+    if (rmdir(r.rundir) < 0 && errno != ENOENT)
+        warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
+    return rc;
+}

@@ -1,0 +1,27 @@
+/* What to run (docker run semantics) and running it inside the container. */
+#ifndef OCI2BIN_EXEC_H
+#define OCI2BIN_EXEC_H
+#include "image.h"
+#include "options.h"
+#include "util.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+typedef struct exec_plan {
+    strv argv;
+    strv env;      /* KEY=VALUE, keys unique */
+    char *workdir; /* absolute */
+    char *user;    /* NULL: root; else "UID[:GID]" or a name (looked up in the rootfs) */
+    int user_from_image;
+} exec_plan;
+
+/* Builds the plan on the host side: Entrypoint+Cmd (args replace Cmd, --entrypoint clears Cmd),
+ * env = image Env, then --env-file files, then -e flags; PATH/HOME/HOSTNAME defaults. */
+int exec_plan_build(const image *img, const options *o, const char *hostname, exec_plan *pl, oerr *e);
+void exec_plan_free(exec_plan *pl);
+/* Sets KEY=VALUE in env, replacing an existing KEY. */
+void env_set(strv *env, const char *kv);
+/* In the container (after pivot_root): workdir, user, PATH lookup, execve. Returns only on error,
+ * with e->status 126/127/125. */
+int exec_run(const exec_plan *pl, int single_id, oerr *e);
+#endif

@@ -1,0 +1,39 @@
+/* Applies image layers (tar streams) to a root directory, safely. */
+#ifndef OCI2BIN_EXTRACT_H
+#define OCI2BIN_EXTRACT_H
+#include <stdint.h>
+#include "tar.h"
+#include "util.h"
+
+typedef struct strmap {
+    char **keys;
+    int64_t *vals;
+    size_t cap, n;
+} strmap;
+
+typedef struct dirmeta {
+    char *path;
+    uint32_t mode;
+    int64_t mtime;
+    uint32_t mtime_nsec;
+    int live;
+} dirmeta;
+
+typedef struct extract_ctx {
+    int rootfd;
+    int keep_owners;      /* chown entries to their tar uid/gid (full id map) */
+    int warned_dev, warned_owner, warned_type;
+    strmap dir_index;     /* path -> index in dirs */
+    dirmeta *dirs;
+    size_t n_dirs, cap_dirs;
+    strmap layer_paths;   /* paths written by the current layer (for opaque whiteouts) */
+    uint64_t files, bytes;
+} extract_ctx;
+
+void extract_init(extract_ctx *x, int rootfd);
+/* Extracts one layer's entries in order. */
+int extract_layer(extract_ctx *x, tar_reader *t, oerr *e);
+/* Applies the final modes and mtimes of directories (deepest first). */
+int extract_finish(extract_ctx *x, oerr *e);
+void extract_free(extract_ctx *x);
+#endif

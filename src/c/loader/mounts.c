@@ -1,0 +1,261 @@
+/* Mount setup inside the container's user+mount namespace. Every mount target inside the rootfs is first
+ * opened with in-root resolution (pathres.c) and mounted through /proc/self/fd/N, so a hostile image
+ * cannot redirect a mount with symlinks. */
+#define _GNU_SOURCE
+#include "mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pathres.h"
+
+int mounts_private_tmpfs(const char *rundir, oerr *e)
+{
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return oerr_sys(e, errno, NULL, "cannot make the mount namespace private");
+    return mounts_tmpfs(rundir, "mode=0755", e);
+}
+
+int mounts_tmpfs(const char *dir, const char *opts, oerr *e)
+{
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        return oerr_sys(e, errno, NULL, "cannot mount a tmpfs on %s", dir);
+    return 0;
+}
+
+int mounts_overlay(const char *lower, const char *upper, const char *work, const char *target)
+{
+    char opts[3 * 4096 + 64];
+    int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work);
+    if (n < 0 || (size_t)n >= sizeof opts) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts) == 0)
+        return 0;
+    /* kernels before 5.11 have no "userxattr" (and no unprivileged overlay anyway) */
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    return mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts);
+}
+
+static void fdpath(int fd, char buf[32])
+{
+    snprintf(buf, 32, "/proc/self/fd/%d", fd);
+}
+
+/* Opens (creating if needed) directory rel in the rootfs. */
+static int target_dir(int rootfd, const char *rel, oerr *e)
+{
+    int fd = root_open_dir(rootfd, rel, 1);
+    if (fd < 0)
+        oerr_sys(e, errno, "the image has an unusual layout there", "cannot create /%s in the rootfs", rel);
+    return fd;
+}
+
+/* Opens (creating if needed) a regular file rel in the rootfs, as a bind-mount target. */
+static int target_file(int rootfd, const char *rel, oerr *e)
+{
+    int fd = root_open(rootfd, rel, O_RDONLY | O_CREAT, 0644);
+    if (fd < 0 && errno == ELOOP) { /* a symlink: replace it */
+        char parent[4096], leaf[4096];
+        path_split(rel, parent, leaf);
+        int dfd = root_open_dir(rootfd, parent, 1);
+        if (dfd >= 0) {
+            (void)unlinkat(dfd, leaf, 0);
+            fd = openat(dfd, leaf, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+            close(dfd);
+        }
+    }
+    if (fd < 0)
+        oerr_sys(e, errno, NULL, "cannot create /%s in the rootfs", rel);
+    return fd;
+}
+
+static int mount_at(const char *src, int fd, const char *fstype, unsigned long flags, const char *data,
+                    const char *what, oerr *e)
+{
+    char p[32];
+    fdpath(fd, p);
+    int rc = mount(src, p, fstype, flags, data);
+    int err = errno;
+    close(fd);
+    if (rc < 0)
+        return oerr_sys(e, err, NULL, "cannot mount %s", what);
+    return 0;
+}
+
+static int setup_dev(int rootfd, oerr *e)
+{
+    int fd = target_dir(rootfd, "dev", e);
+    if (fd < 0 || mount_at("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k", "/dev", e))
+        return -1;
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        char rel[32], host[32];
+        snprintf(rel, sizeof rel, "dev/%s", nodes[i]);
+        snprintf(host, sizeof host, "/dev/%s", nodes[i]);
+        if (access(host, F_OK) < 0)
+            continue;
+        int nfd = target_file(rootfd, rel, e);
+        if (nfd < 0 || mount_at(host, nfd, NULL, MS_BIND, NULL, host, e))
+            return -1;
+    }
+    int dfd = root_open_dir(rootfd, "dev", 0);
+    if (dfd < 0)
+        return oerr_sys(e, errno, NULL, "cannot open /dev in the rootfs");
+    static const char *const links[][2] = {{"fd", "/proc/self/fd"},
+                                           {"stdin", "/proc/self/fd/0"},
+                                           {"stdout", "/proc/self/fd/1"},
+                                           {"stderr", "/proc/self/fd/2"},
+                                           {"core", "/proc/kcore"}};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+        if (symlinkat(links[i][1], dfd, links[i][0]) < 0 && errno != EEXIST) {
+            int err = errno;
+            close(dfd);
+            return oerr_sys(e, err, NULL, "cannot create /dev/%s", links[i][0]);
+        }
+    if (mkdirat(dfd, "pts", 0755) < 0 || mkdirat(dfd, "shm", 01777) < 0) {
+        int err = errno;
+        close(dfd);
+        return oerr_sys(e, err, NULL, "cannot create /dev/pts or /dev/shm");
+    }
+    close(dfd);
+    fd = target_dir(rootfd, "dev/pts", e);
+    if (fd < 0)
+        return -1;
+    char p[32];
+    fdpath(fd, p);
+    if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") == 0) {
+        close(fd);
+        dfd = root_open_dir(rootfd, "dev", 0);
+        if (dfd < 0 || symlinkat("pts/ptmx", dfd, "ptmx") < 0) {
+            int err = errno;
+            if (dfd >= 0)
+                close(dfd);
+            return oerr_sys(e, err, NULL, "cannot create /dev/ptmx");
+        }
+        close(dfd);
+    } else {
+        dbg("devpts: %s; binding the host's /dev/pts", strerror(errno));
+        if (mount("/dev/pts", p, NULL, MS_BIND | MS_REC, NULL) < 0)
+            dbg("bind /dev/pts: %s (no pseudo-terminals in the container)", strerror(errno));
+        close(fd);
+        int pfd = target_file(rootfd, "dev/ptmx", e);
+        if (pfd >= 0 && mount_at("/dev/ptmx", pfd, NULL, MS_BIND, NULL, "/dev/ptmx", e) < 0)
+            dbg("%s", e->msg);
+    }
+    fd = target_dir(rootfd, "dev/shm", e);
+    if (fd < 0 || mount_at("shm", fd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k", "/dev/shm", e))
+        return -1;
+    fd = target_dir(rootfd, "dev/mqueue", e);
+    if (fd >= 0) {
+        fdpath(fd, p);
+        if (mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            dbg("mqueue: %s (skipped)", strerror(errno));
+        close(fd);
+    }
+    return 0;
+}
+
+static void setup_sys(int rootfd)
+{
+    oerr e;
+    int fd = target_dir(rootfd, "sys", &e);
+    if (fd < 0) {
+        dbg("%s", e.msg);
+        return;
+    }
+    char p[32];
+    fdpath(fd, p);
+    if (mount("/sys", p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        dbg("/sys: %s (skipped)", strerror(errno));
+        close(fd);
+        return;
+    }
+    struct statvfs sv;
+    unsigned long keep = 0;
+    if (statvfs("/sys", &sv) == 0) {
+        if (sv.f_flag & ST_NOSUID)
+            keep |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV)
+            keep |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC)
+            keep |= MS_NOEXEC;
+        if (sv.f_flag & ST_RELATIME)
+            keep |= MS_RELATIME;
+    }
+    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+        dbg("/sys read-only: %s (left read-write; it is still the host's view)", strerror(errno));
+    close(fd);
+}
+
+/* Copies a host file into the rootfs (replacing a symlink there). Missing host files are skipped. */
+static int copy_host_file(int rootfd, const char *host, const char *rel, oerr *e)
+{
+    char *text;
+    size_t len;
+    oerr tmp;
+    if (read_small_file(AT_FDCWD, host, 1u << 20, &text, &len, &tmp) < 0) {
+        dbg("%s: not copied (%s)", host, tmp.msg);
+        return 0;
+    }
+    char parent[4096], leaf[4096];
+    path_split(rel, parent, leaf);
+    int dfd = root_open_dir(rootfd, parent, 1);
+    int rc = 0;
+    if (dfd < 0) {
+        rc = oerr_sys(e, errno, NULL, "cannot create /%s in the rootfs", parent);
+    } else {
+        (void)remove_tree_at(dfd, leaf);
+        int fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 || write_all(fd, text, len) < 0 || close(fd) < 0)
+            rc = oerr_sys(e, errno, NULL, "cannot write /%s in the rootfs", rel);
+        close(dfd);
+    }
+    free(text);
+    return rc;
+}
+
+int mounts_setup_rootfs(const char *rootfs, int rootfd, oerr *e)
+{
+    if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return oerr_sys(e, errno, NULL, "cannot bind-mount the rootfs %s", rootfs);
+    int fd = target_dir(rootfd, "proc", e);
+    if (fd < 0 || mount_at("proc", fd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", e))
+        return -1;
+    if (setup_dev(rootfd, e))
+        return -1;
+    setup_sys(rootfd);
+    fd = target_dir(rootfd, "tmp", e);
+    if (fd < 0 || mount_at("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/tmp", e))
+        return -1;
+    if (copy_host_file(rootfd, "/etc/resolv.conf", "etc/resolv.conf", e) ||
+        copy_host_file(rootfd, "/etc/hosts", "etc/hosts", e))
+        return -1;
+    return 0;
+}
+
+int mounts_enter_rootfs(const char *rootfs, oerr *e)
+{
+    if (chdir(rootfs) < 0)
+        return oerr_sys(e, errno, NULL, "cannot enter the rootfs %s", rootfs);
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) < 0)
+            return oerr_sys(e, errno, NULL, "cannot detach the host's root");
+        if (chdir("/") < 0)
+            return oerr_sys(e, errno, NULL, "cannot chdir to the new root");
+        return 0;
+    }
+    dbg("pivot_root: %s; using chroot", strerror(errno));
+    if (chroot(".") < 0 || chdir("/") < 0)
+        return oerr_sys(e, errno, NULL, "cannot chroot into the rootfs");
+    return 0;
+}
