@@ -87,9 +87,11 @@ class LayerWriter:
         else:
             sink = self._outer
         self._inner = _HashingWriter(sink)  # type: ignore[arg-type]
-        self.tar = tarfile.open(
-            fileobj=self._inner, mode="w|", format=tarfile.PAX_FORMAT
-        )  # type: ignore[arg-type]  # noqa: SIM115
+        self.tar = tarfile.open(  # noqa: SIM115 - closed in __exit__
+            fileobj=self._inner,  # type: ignore[arg-type]
+            mode="w|",
+            format=tarfile.PAX_FORMAT,
+        )
         self.result: BuiltLayer | None = None
 
     def __enter__(self) -> Self:

@@ -1,0 +1,31 @@
+"""Reading an image from a local engine: podman save (docker has no daemon here)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from oci2bin.errors import UserError
+from oci2bin.image import engine
+from oci2bin.image.source import Source, load_image
+
+
+def test_podman_save(images, podman, monkeypatch):
+    podman.run("load", "-q", "-i", images.bb_docker)
+    for k, v in podman.env.items():
+        monkeypatch.setenv(k, v)
+    with contextlib.ExitStack() as stack:
+        im = load_image(Source("podman", "localhost/bb:latest"), stack)
+        from oci2bin.image.archive import read_docker_archive
+
+        ref = read_docker_archive(images.bb_docker)
+        assert im.config_digest == ref.config_digest
+        assert [b.read_bytes() for b in im.layers] != None
+        assert im.source_name == "localhost/bb:latest"
+
+
+def test_engine_missing_image(podman, monkeypatch, tmp_path):
+    for k, v in podman.env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(UserError, match="cannot export image"):
+        engine.save("localhost/does-not-exist:1", str(tmp_path), "podman")

@@ -1,0 +1,123 @@
+"""Byte-level pieces of docs/format.md: ELF patching, ustar headers, footer."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tarfile
+
+import pytest
+from oci2bin.errors import UserError
+from oci2bin.polyglot import format as fmt
+
+
+def synthetic_elf(
+    machine: int = fmt.EM_AARCH64, align: int = 0x10000, interp: bool = False
+) -> bytes:
+    """A minimal static ELF64 (not runnable): header, 2-3 program headers, some bytes."""
+    phnum = 3 if interp else 2
+    body = bytearray(0x20000)
+    eh = fmt.EHDR.pack(
+        b"\x7fELF\x02\x01\x01" + b"\0" * 9,
+        2,
+        machine,
+        1,
+        0x400000,
+        64,
+        0x1000,
+        0,
+        64,
+        56,
+        phnum,
+        64,
+        5,
+        4,
+    )
+    body[0:64] = eh
+    phs = [
+        fmt.PHDR.pack(fmt.PT_LOAD, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, align),
+        fmt.PHDR.pack(fmt.PT_LOAD, 6, 0x10000, 0x410000, 0x410000, 0x100, 0x200, align),
+    ]
+    if interp:
+        phs.append(
+            fmt.PHDR.pack(fmt.PT_INTERP, 4, 0x200, 0x400200, 0x400200, 0x20, 0x20, 1)
+        )
+    for i, ph in enumerate(phs):
+        body[64 + 56 * i : 64 + 56 * (i + 1)] = ph
+    return bytes(body[: 0x10000 + 0x100])
+
+
+def test_parse_real_loader(loader_bytes):
+    elf = fmt.parse_elf(loader_bytes)
+    assert elf.arch in ("x86_64", "aarch64")
+    assert elf.loader_offset >= 4096 and elf.loader_offset % 4096 == 0
+
+
+def test_64k_alignment_sets_loader_offset():
+    elf = fmt.parse_elf(synthetic_elf())
+    assert elf.arch == "aarch64"
+    assert elf.loader_offset == 0x10000
+
+
+def test_relocation_and_header():
+    data = synthetic_elf()
+    elf = fmt.parse_elf(data)
+    moved = fmt.relocate_loader(data, elf, 0x10000)
+    for i in range(elf.phnum):
+        before = fmt.PHDR.unpack_from(data, 64 + 56 * i)
+        after = fmt.PHDR.unpack_from(moved, 64 + 56 * i)
+        assert after[2] == before[2] + 0x10000
+        assert after[:2] == before[:2] and after[3:] == before[3:]
+    assert fmt.unrelocate_loader(moved, 0x10000) == data
+    head = fmt.EHDR.unpack(fmt.head_elf_header(data, 0x10000))
+    orig = fmt.EHDR.unpack_from(data, 0)
+    assert head[5] == orig[5] + 0x10000  # e_phoff
+    assert head[6] == 0 and head[12] == 0 and head[13] == 0  # no section headers
+    assert head[:5] == orig[:5] and head[7:12] == orig[7:12]
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"not an elf", "not an ELF"),
+        (synthetic_elf(machine=3), "unsupported machine"),
+        (synthetic_elf(interp=True), "dynamically linked"),
+        (synthetic_elf(align=3000), "power of two"),
+    ],
+)
+def test_bad_loaders(data, match):
+    with pytest.raises(UserError, match=match):
+        fmt.parse_elf(data)
+
+
+def test_ustar_header_is_read_by_tarfile():
+    name = b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 57))
+    h = fmt.ustar_header(name, 5, 0o755, 1700000000)
+    assert len(h) == 512 and h[257:265] == b"ustar\x0000"
+    assert h[:64] == name
+    ti = tarfile.TarInfo.frombuf(h, "utf-8", "surrogateescape")
+    assert ti.size == 5 and ti.mode == 0o755 and ti.mtime == 1700000000 and ti.uid == 0
+    assert ti.name == "\x7fELF\x02\x01\x01"
+    buf = io.BytesIO(
+        fmt.ustar_header(b"blobs/sha256/x", 3, 0o644, 0)
+        + b"abc"
+        + b"\0" * 509
+        + b"\0" * 1024
+    )
+    with tarfile.open(fileobj=buf) as tf:
+        assert tf.getnames() == ["blobs/sha256/x"]
+
+
+def test_big_size_field_uses_base256():
+    h = fmt.ustar_header(b"big", 9 << 30, 0o644, 0)
+    assert h[124] == 0x80
+    assert tarfile.TarInfo.frombuf(h, "utf-8", "strict").size == 9 << 30
+
+
+def test_footer_roundtrip():
+    f = fmt.Footer(fmt.FLAG_VM, 123456, 789, 0, 0, 4096)
+    raw = f.pack()
+    assert len(raw) == 64 and raw[:8] == b"OCI2BIN\0" and raw[56:] == b"OCI2END\0"
+    assert struct.unpack_from("<Q", raw, 48)[0] == 4096
+    assert fmt.Footer.unpack(raw) == f
+    assert fmt.Footer.unpack(b"x" * 64) is None

@@ -1,0 +1,345 @@
+"""The polyglot file against its readers: our reader, tar, skopeo, podman, and the kernel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from oci2bin.errors import UserError
+from oci2bin.image import archive, layout
+from oci2bin.image.model import Platform
+from oci2bin.polyglot import format as fmt
+from oci2bin.polyglot.reader import Polyglot
+from oci2bin.polyglot.writer import write_polyglot
+from oci2bin_testrig import have, run
+
+
+@pytest.fixture
+def bb_image(images):
+    return layout.read_layout(layout.DirTree(images.bb_oci))
+
+
+@pytest.fixture
+def built(tmp_path, loader_bytes, bb_image):
+    out = str(tmp_path / "bb_latest")
+    res = write_polyglot(out, loader_bytes, bb_image, ref="localhost/bb:latest")
+    return out, res
+
+
+def test_roundtrip(built, bb_image, loader_bytes):
+    out, res = built
+    assert os.stat(out).st_mode & 0o777 == 0o755
+    p = Polyglot(out)
+    md = p.metadata
+    assert md["digest"] == bb_image.digest == res.digest
+    assert md["config_digest"] == bb_image.config_digest
+    assert (
+        md["image"] == "localhost/bb:latest" and md["format"] == 1 and md["vm"] is False
+    )
+    assert md["arch"] == "amd64" and md["loader_size"] == len(loader_bytes)
+    assert p.loader() == loader_bytes
+    im = p.image()
+    assert im.digest == bb_image.digest
+    assert [b.read_bytes() for b in im.layers] == [
+        b.read_bytes() for b in bb_image.layers
+    ]
+    assert json.loads(p.read_entry("manifest.json"))[0]["RepoTags"] == [
+        "localhost/bb:latest"
+    ]
+
+
+def test_byte_layout(built, loader_bytes):
+    out, _ = built
+    data = Path(out).read_bytes()
+    elf = fmt.parse_elf(loader_bytes)
+    l_off = elf.loader_offset
+    # ELF header at 0 (patched), NULs to 100, ustar fields
+    assert data[:4] == b"\x7fELF" and data[64:100] == b"\0" * 36
+    assert data[257:265] == b"ustar\x0000"
+    assert fmt.EHDR.unpack_from(data, 0)[5] == elf.phoff + l_off
+    assert data[512:l_off] == b"\0" * (l_off - 512)
+    assert (
+        fmt.unrelocate_loader(data[l_off : l_off + len(loader_bytes)], l_off)
+        == loader_bytes
+    )
+    footer = fmt.Footer.unpack(data[-64:])
+    assert (
+        footer.loader_offset == l_off and footer.flags == 0 and footer.sig_offset == 0
+    )
+    assert data[footer.tar_end - 1024 : footer.tar_end] == b"\0" * 1024
+    meta = data[footer.tar_end : footer.tar_end + footer.meta_size]
+    assert footer.tar_end + footer.meta_size + 64 == len(data)
+    obj = json.loads(meta)
+    assert meta == json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    # every entry's data lies where the metadata says, and entries are in the documented order
+    names = [e[0] for e in obj["entries"]]
+    assert names[-3:] == ["index.json", "oci-layout", "manifest.json"]
+    assert names[0] == "blobs/sha256/" + obj["config_digest"][7:]
+    assert names[-4] == "blobs/sha256/" + obj["digest"][7:]
+    for name, off, size in obj["entries"]:
+        if name.startswith("blobs/"):
+            assert (
+                "sha256:" + hashlib.sha256(data[off : off + size]).hexdigest()
+                == "sha256:" + name[13:]
+            )
+        hdr = tarfile.TarInfo.frombuf(data[off - 512 : off], "utf-8", "strict")
+        assert (
+            hdr.name == name and hdr.size == size and hdr.mode == 0o644 and hdr.uid == 0
+        )
+
+
+def test_python_tarfile_and_gnu_tar(built):
+    out, _ = built
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+    assert "manifest.json" in names and "index.json" in names and "oci-layout" in names
+    r = run(["tar", "-tf", out])
+    listed = r.stdout.splitlines()
+    assert (
+        "manifest.json" in listed
+        and sum(n.startswith("blobs/sha256/") for n in listed) == 3
+    )
+
+
+@pytest.mark.skipif(have("skopeo") is not None, reason="skopeo not installed")
+def test_skopeo_accepts_oci_archive(built, bb_image, tmp_path):
+    """oci-archive:FILE -> oci:DIR keeps everything byte for byte: manifest, config and layer digests."""
+    out, _ = built
+    dest = str(tmp_path / "copy")
+    run(
+        ["skopeo", "copy", "-q", f"oci-archive:{out}", f"oci:{dest}:x"],
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
+    )
+    im = layout.read_layout(layout.DirTree(dest), "x")
+    assert im.config_digest == bb_image.config_digest
+    assert [b.digest for b in im.layers] == [b.digest for b in bb_image.layers]
+    assert im.digest == bb_image.digest
+    for b in im.layers:
+        b.read_bytes()  # verifies the copied blob against its digest
+
+
+@pytest.mark.skipif(have("skopeo") is not None, reason="skopeo not installed")
+@pytest.mark.parametrize(
+    "fmt_flag", [["-f", "v2s2", "--dest-oci-accept-uncompressed-layers"], []]
+)
+def test_skopeo_accepts_docker_archive(built, bb_image, tmp_path, fmt_flag):
+    """docker-archive:FILE -> oci:DIR. skopeo decompresses docker-archive layers (so layer digests become the
+    config's diff_ids) and, when converting to an OCI manifest, re-serialises the config; with -f v2s2 the
+    config bytes (digest) are kept."""
+    out, _ = built
+    dest = str(tmp_path / "copy")
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    run(
+        ["skopeo", "copy", "-q", *fmt_flag, f"docker-archive:{out}", f"oci:{dest}:x"],
+        env=env,
+    )
+    im = layout.read_layout(layout.DirTree(dest), "x")
+    if fmt_flag:
+        assert im.config_digest == bb_image.config_digest
+    assert json.loads(im.config_bytes) == json.loads(bb_image.config_bytes)
+    diff_ids = bb_image.config["rootfs"]["diff_ids"]
+    if fmt_flag:
+        assert [b.digest for b in im.layers] == diff_ids
+    for b in im.layers:
+        b.read_bytes()
+    raw = run(["skopeo", "inspect", "--raw", f"docker-archive:{out}"], env=env).stdout
+    m = json.loads(raw)
+    assert m["config"]["digest"] == bb_image.config_digest
+    assert [x["digest"] for x in m["layers"]] == diff_ids
+
+
+def test_podman_load(built, bb_image, podman):
+    out, _ = built
+    r = podman.run("load", "-i", out)
+    assert "localhost/bb:latest" in r.stdout + r.stderr
+    info = json.loads(podman.run("image", "inspect", "localhost/bb:latest").stdout)
+    assert (
+        "sha256:" + info[0]["Id"] == bb_image.config_digest
+        or info[0]["Id"] == bb_image.config_digest[7:]
+    )
+    podman.run("rmi", "-f", "localhost/bb:latest")
+
+
+def test_reproducible(tmp_path, loader_bytes, images, monkeypatch):
+    outs = []
+    for i in range(2):
+        im = archive.read_docker_archive(images.bb_docker)
+        out = str(tmp_path / f"o{i}")
+        write_polyglot(out, loader_bytes, im, ref="localhost/bb:latest")
+        outs.append(Path(out).read_bytes())
+    assert outs[0] == outs[1]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    im = archive.read_docker_archive(images.bb_docker)
+    write_polyglot(str(tmp_path / "o3"), loader_bytes, im, ref="localhost/bb:latest")
+    assert (
+        Path(str(tmp_path / "o3")).read_bytes() != outs[0]
+    )  # tar mtimes follow SOURCE_DATE_EPOCH
+
+
+def test_mtime_is_image_creation_without_sde(
+    tmp_path, loader_bytes, bb_image, monkeypatch
+):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    out = str(tmp_path / "o")
+    write_polyglot(out, loader_bytes, bb_image)
+    with tarfile.open(out) as tf:
+        assert {m.mtime for m in tf.getmembers()} == {1700000000}
+
+
+def test_vm_flag(tmp_path, loader_bytes, bb_image):
+    out = str(tmp_path / "vm")
+    write_polyglot(out, loader_bytes, bb_image, vm=True)
+    p = Polyglot(out)
+    assert p.vm and p.metadata["vm"] is True and p.footer.flags & fmt.FLAG_VM
+
+
+def test_loader_runs(built, loader_path, tmp_path):
+    """The kernel accepts the patched header: with busybox as the 'loader' the file runs as busybox."""
+    if os.path.basename(os.path.realpath(loader_path)) != "busybox":
+        pytest.skip("only meaningful with busybox as the loader")
+    out, _ = built
+    link = tmp_path / "echo"
+    link.symlink_to(out)
+    r = subprocess.run(
+        [str(link), "hello", "polyglot"], capture_output=True, text=True, check=True
+    )
+    assert r.stdout == "hello polyglot\n"
+
+
+def test_arch_mismatch_rejected(tmp_path, loader_bytes, images):
+    arm = layout.read_layout(
+        layout.DirTree(images.index_oci), None, Platform.parse("arm64")
+    )
+    out = tmp_path / "arm"
+    with pytest.raises(UserError, match="loader is for"):
+        write_polyglot(str(out), loader_bytes, arm)
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_layer_leaves_nothing(tmp_path, loader_bytes, images):
+    bad = str(tmp_path / "bad-oci")
+    shutil.copytree(images.bb_oci, bad)
+    im = layout.read_layout(layout.DirTree(bad))
+    path = os.path.join(bad, "blobs/sha256", im.layers[0].digest[7:])
+    data = bytearray(Path(path).read_bytes())
+    data[-10] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    with pytest.raises(UserError, match="digest mismatch"):
+        write_polyglot(
+            str(outdir / "x"), loader_bytes, layout.read_layout(layout.DirTree(bad))
+        )
+    assert os.listdir(outdir) == []
+
+
+def test_not_polyglot(tmp_path, images):
+    from oci2bin.polyglot.reader import NotPolyglot
+
+    with pytest.raises(NotPolyglot):
+        Polyglot(images.bb_docker)
+    p = tmp_path / "tiny"
+    p.write_bytes(b"x")
+    with pytest.raises(NotPolyglot):
+        Polyglot(str(p))
+
+
+def test_polyglot_is_an_input(built, bb_image):
+    """An oci2bin file is a docker-archive and an oci-archive: it can be read back as a source."""
+    out, _ = built
+    im = archive.read_docker_archive(out)
+    assert im.digest == bb_image.digest
+    im2 = archive.read_oci_archive(out)
+    assert im2.digest == bb_image.digest
+
+
+MEM_SCRIPT = r"""
+import hashlib, json, os, resource, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from oci2bin.image import layout
+from oci2bin.polyglot.writer import write_polyglot
+im = layout.read_layout(layout.DirTree(sys.argv[2]))
+write_polyglot(sys.argv[3], Path(sys.argv[4]).read_bytes(), im, ref="big:latest")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_streaming_memory(tmp_path, loader_path):
+    """A 400 MB image is written with well under 150 MB peak RSS (layers are streamed)."""
+    from oci2bin_testrig import tar_bytes  # noqa: F401  (rig import keeps sys.path consistent)
+
+    lay = tmp_path / "big-oci"
+    (lay / "blobs/sha256").mkdir(parents=True)
+    h = hashlib.sha256()
+    tmpblob = lay / "blobs/sha256/tmp"
+    size = 0
+    with open(tmpblob, "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for i in range(400):
+            c = chunk[i:] + chunk[:i]
+            f.write(c)
+            h.update(c)
+            size += len(c)
+    ldig = h.hexdigest()
+    os.rename(tmpblob, lay / "blobs/sha256" / ldig)
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + ldig]},
+        }
+    ).encode()
+    cdig = hashlib.sha256(cfg).hexdigest()
+    (lay / "blobs/sha256" / cdig).write_bytes(cfg)
+    man = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + cdig,
+                "size": len(cfg),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": "sha256:" + ldig,
+                    "size": size,
+                }
+            ],
+        }
+    ).encode()
+    mdig = hashlib.sha256(man).hexdigest()
+    (lay / "blobs/sha256" / mdig).write_bytes(man)
+    (lay / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": "sha256:" + mdig,
+                        "size": len(man),
+                    }
+                ],
+            }
+        )
+    )
+    (lay / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    src = os.path.abspath(os.path.join(os.path.dirname(fmt.__file__), "..", ".."))
+    out = tmp_path / "big"
+    r = subprocess.run(
+        [sys.executable, "-c", MEM_SCRIPT, src, str(lay), str(out), loader_path],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    peak_kb = int(r.stdout.strip())
+    assert peak_kb < 150 * 1024, f"peak RSS {peak_kb} KB"
+    assert os.path.getsize(out) > size
