@@ -51,6 +51,17 @@ def missing_tools() -> list[str]:
     return miss
 
 
+def non_loopback_ipv4() -> str | None:
+    """This machine's outward IPv4 address (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("203.0.113.1", 9))
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -536,15 +547,17 @@ def build_index(
 class FaultProxy:
     """Loopback HTTP proxy in front of ``upstream`` (host:port) that can misbehave.
 
-    ``fail_429``: answer this many requests with 429 (``Retry-After: retry_after``) before forwarding;
+    ``fail_429``: answer this many requests with ``fail_status`` (429; ``Retry-After: retry_after``) before
+    forwarding;
     ``drop_blob_after``: for the first blob GET with a longer body, send the headers and this many body
     bytes, then drop the connection. ``requests`` records (method, path, status) of everything forwarded or refused.
     """
 
-    def __init__(self, upstream: str, *, fail_429: int = 0, retry_after: str | None = "0",
-                 drop_blob_after: int | None = None):  # fmt: skip
+    def __init__(self, upstream: str, *, fail_429: int = 0, retry_after: str | None = "0", fail_status: int = 429,
+                 drop_blob_after: int | None = None, bind: str = "127.0.0.1"):  # fmt: skip
         self.upstream = upstream
         self.fail_429 = fail_429
+        self.fail_status = fail_status
         self.retry_after = retry_after
         self.drop_blob_after = drop_blob_after
         self.requests: list[tuple[str, str, int]] = []
@@ -563,11 +576,11 @@ class FaultProxy:
                     if fail:
                         proxy.fail_429 -= 1
                 if fail:
-                    proxy._record(self.command, self.path, 429)
+                    proxy._record(self.command, self.path, proxy.fail_status)
                     body = (
                         b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
                     )
-                    self.send_response(429)
+                    self.send_response(proxy.fail_status)
                     if proxy.retry_after is not None:
                         self.send_header("Retry-After", proxy.retry_after)
                     self.send_header("Content-Type", "application/json")
@@ -628,9 +641,9 @@ class FaultProxy:
             def log_message(self, fmt, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = ThreadingHTTPServer((bind, 0), H)
         self.server.daemon_threads = True
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.host = f"{bind}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _record(self, method: str, path: str, status: int) -> None:

@@ -42,7 +42,13 @@ from oci2bin.errors import UserError
 
 from . import auth as _auth
 from .blobcache import BlobCache, BlobVerificationError, split_digest
-from .reference import Reference, is_loopback_host, parse, split_host_port
+from .reference import (
+    Reference,
+    is_loopback_host,
+    normalize_registry,
+    parse,
+    split_host_port,
+)
 
 # --------------------------------------------------------------------------------------------- constants
 
@@ -801,93 +807,90 @@ class RegistryClient:
         cache: BlobCache,
         on_bytes: Callable[[int], None] = lambda n: None,
     ) -> bool:
-        """Download one blob into the cache unless already there. Returns True if bytes were downloaded."""
+        """Download one blob into the cache unless already there; True if it was downloaded.
+
+        Streams into a cache temp file while hashing; the blob is published only when its digest and size
+        match. A dropped connection resumes with a range request (or restarts if the registry ignores it).
+        """
         digest, size = desc["digest"], desc.get("size")
         with cache.lock_for(digest):
             if cache.has(digest, size):
                 return False
-            with cache.writer(digest, size) as w:
-                attempt = 0
-                while True:
-                    headers = {}
-                    if w.written:
-                        headers["Range"] = f"bytes={w.written}-"
-                    r = self.request(
-                        "GET",
-                        f"/v2/{repository}/blobs/{digest}",
-                        scope=f"repository:{repository}:pull",
-                        headers=headers,
-                        what=f"blob {digest}",
-                    )
-                    try:
-                        if (
-                            r.status == 206
-                            and w.written
-                            and _range_start(r.headers) == w.written
-                        ):
-                            pass  # resuming
-                        elif r.status in (200, 206):
-                            if w.written:
-                                on_bytes(-w.written)
-                                w.reset()
-                            if (
-                                r.status == 206
-                            ):  # a range we did not ask for: start over
-                                attempt += 1
-                                if attempt >= MAX_ATTEMPTS:
-                                    raise RegistryHTTPError(
-                                        f"registry {self.host} sent a bad partial response for blob {digest}",
-                                        206,
-                                    )
-                                continue
-                        elif r.status == 404:
-                            code, msg = _error_info(_read_small(r))
-                            raise BlobNotFound(
-                                f"blob {digest} of {self.host}/{repository} not found ({code or 'HTTP 404'})"
-                            )
-                        else:
-                            code, msg = _error_info(_read_small(r))
-                            raise RegistryHTTPError(
-                                f"registry {self.host}: HTTP {r.status} fetching blob {digest}"
-                                + (f" ({code}: {msg})" if code else ""),
-                                r.status,
-                                code,
-                            )
-                        try:
-                            while True:
-                                if self.cancel.is_set():
-                                    raise _Cancelled()
-                                chunk = r.resp.read(CHUNK)
-                                if not chunk:
-                                    break
-                                w.write(chunk)
-                                on_bytes(len(chunk))
-                        except _DROPPED + (OSError,) as e:
-                            attempt += 1
-                            if attempt >= MAX_ATTEMPTS:
-                                raise RegistryUnreachable(
-                                    f"registry {self.host} keeps dropping the connection while sending "
-                                    f"blob {digest}: {_reason(e)}"
-                                ) from None
-                            self._sleep(_backoff(attempt - 1))
-                            continue
-                        if size is not None and w.written < size:
-                            # short body without an error: treat as a dropped connection and resume
-                            attempt += 1
-                            if attempt >= MAX_ATTEMPTS:
-                                break  # commit() reports the size mismatch
-                            self._sleep(_backoff(attempt - 1))
-                            continue
-                        break
-                    finally:
-                        r.close()
-                try:
+            try:
+                with cache.writer(digest, size) as w:
+                    self._download(repository, digest, size, w, on_bytes)
                     w.commit()
-                except BlobVerificationError as e:
-                    raise DigestMismatch(
-                        f"{e} (from {self.host}/{repository})"
-                    ) from None
+            except BlobVerificationError as e:
+                raise DigestMismatch(f"{e} (from {self.host}/{repository})") from None
             return True
+
+    def _download(self, repository, digest, size, w, on_bytes) -> None:
+        attempt = 0
+
+        def again(reason: str) -> None:
+            nonlocal attempt
+            attempt += 1
+            if attempt >= MAX_ATTEMPTS:
+                raise RegistryUnreachable(
+                    f"registry {self.host} keeps failing to send blob {digest}: {reason}"
+                )
+            self._sleep(_backoff(attempt - 1))
+
+        while True:
+            headers = {"Range": f"bytes={w.written}-"} if w.written else {}
+            r = self.request(
+                "GET",
+                f"/v2/{repository}/blobs/{digest}",
+                scope=f"repository:{repository}:pull",
+                headers=headers,
+                what=f"blob {digest}",
+            )
+            try:
+                if (
+                    r.status == 206
+                    and w.written
+                    and _range_start(r.headers) == w.written
+                ):
+                    pass  # resuming where the dropped connection stopped
+                elif r.status == 200:
+                    if w.written:  # range not supported: start over
+                        on_bytes(-w.written)
+                        w.reset()
+                elif r.status == 206:  # a range we did not ask for
+                    on_bytes(-w.written)
+                    w.reset()
+                    again("unexpected partial response")
+                    continue
+                elif r.status == 404:
+                    code, _ = _error_info(_read_small(r))
+                    raise BlobNotFound(
+                        f"blob {digest} of {self.host}/{repository} not found "
+                        f"({code or 'HTTP 404'})"
+                    )
+                else:
+                    code, msg = _error_info(_read_small(r))
+                    raise RegistryHTTPError(
+                        f"registry {self.host}: HTTP {r.status} fetching blob {digest}"
+                        + (f" ({code}: {msg})" if code else ""),
+                        r.status,
+                        code,
+                    )
+                try:
+                    while chunk := r.resp.read(CHUNK):
+                        if self.cancel.is_set():
+                            raise _Cancelled()
+                        w.write(chunk)
+                        on_bytes(len(chunk))
+                except _DROPPED + (OSError,) as e:
+                    again(f"connection dropped ({_reason(e)})")
+                    continue
+                if size is not None and w.written < size:
+                    # a short body without an error: resume like after a dropped connection
+                    again(f"short body ({w.written} of {size} bytes)")
+                    continue
+                return
+            finally:
+                r.close()
 
 
 def _range_start(headers) -> int | None:
@@ -994,7 +997,7 @@ _clients_lock = threading.Lock()
 
 
 def _client_for(ref: Reference, insecure_registries: Iterable[str]) -> RegistryClient:
-    insecure = {s.strip().lower() for s in insecure_registries or () if s}
+    insecure = {normalize_registry(s).lower() for s in insecure_registries or () if s}
     host = ref.api_host
     is_insecure = host.lower() in insecure or ref.registry.lower() in insecure
     return RegistryClient(host, insecure=is_insecure, auth_registry=ref.registry)

@@ -27,6 +27,7 @@ from oci2bin.image.remote import (
     AuthRequired,
     DigestMismatch,
     ImageNotFound,
+    InsecureRegistryError,
     LayoutError,
     ManifestNotFound,
     PlatformNotFound,
@@ -48,6 +49,7 @@ from tests.rig.registry import (
     free_port,
     manifest_digest,
     missing_tools,
+    non_loopback_ipv4,
     skopeo_inspect,
 )
 
@@ -64,6 +66,7 @@ def rig():
         img = {}
         build_image(os.path.join(src, "busybox"), "busybox")
         build_image(os.path.join(src, "corrupt"), "corrupt")
+        build_image(os.path.join(src, "oversize"), "oversize")
         build_index(os.path.join(src, "multi"), "multi")
         build_image(os.path.join(src, "secret"), "secret")
         o, b, t = rig.open.host, rig.basic.host, rig.token.host
@@ -72,15 +75,17 @@ def rig():
         rig.push(f"{src}/busybox:latest", f"{o}/test/v2s2:latest", fmt="v2s2")
         rig.push(f"{src}/multi:latest", f"{o}/test/multi:latest", all=True)
         rig.push(f"{src}/corrupt:latest", f"{o}/test/corrupt:latest")
+        rig.push(f"{src}/oversize:latest", f"{o}/test/oversize:latest")
         rig.push(f"{src}/busybox:latest", f"{b}/test/busybox:latest", creds=True)
         rig.push(f"{src}/busybox:latest", f"{t}/test/busybox:latest", creds=True)
         rig.push(f"{src}/secret:latest", f"{t}/private/secret:latest", creds=True)
         # skopeo compresses uncompressed layers on push: take digests from the registry
         for name in ("busybox", "v2s2", "corrupt", "multi"):
             img[name] = manifest_digest(f"docker://{o}/test/{name}:latest", rig.root)
-        rig.corrupt_manifest = skopeo_inspect(
-            f"docker://{o}/test/corrupt:latest", rig.root, raw=True
-        )
+        rig.raw = {
+            n: skopeo_inspect(f"docker://{o}/test/{n}:latest", rig.root, raw=True)
+            for n in ("corrupt", "oversize")
+        }
         rig.images = img
         rig.src = src
         yield rig
@@ -348,7 +353,7 @@ def test_digest_pinning(rig, env):
 
 
 def test_digest_mismatch(rig, env):
-    big = max(rig.corrupt_manifest["layers"], key=lambda x: x["size"])
+    big = max(rig.raw["corrupt"]["layers"], key=lambda x: x["size"])
     data = blob_data_path(rig.open, big["digest"])
     with open(data, "r+b") as f:  # same size, one byte flipped
         f.seek(big["size"] // 2)
@@ -363,6 +368,18 @@ def test_digest_mismatch(rig, env):
     assert no_tmp_files(env.cache)
     parent = os.path.dirname(out)
     assert not os.path.exists(parent) or os.listdir(parent) == []
+
+
+def test_blob_size_mismatch(rig, env):
+    small = min(rig.raw["oversize"]["layers"], key=lambda x: x["size"])
+    with open(blob_data_path(rig.open, small["digest"]), "ab") as f:
+        f.write(b"trailing garbage")
+    out = env.out("oversize")
+    with pytest.raises(DigestMismatch, match=small["digest"]):
+        pull(f"{rig.open.host}/test/oversize", out)
+    assert not os.path.exists(out)
+    assert not os.path.exists(os.path.join(env.cache, "sha256", small["digest"][7:]))
+    assert no_tmp_files(env.root)
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -387,6 +404,25 @@ def test_unreachable(rig, env):
     with pytest.raises(RegistryUnreachable, match="cannot resolve"):
         pull("nonexistent-host.invalid/test/busybox", env.out("x"))
     assert time.monotonic() - t < 30
+    assert not os.path.exists(env.out("x"))
+
+
+def test_plain_http_only_for_loopback_or_insecure(rig, env):
+    ip = non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("no non-loopback IPv4 address")
+    with FaultProxy(rig.open.host, bind=ip) as px:
+        with pytest.raises(InsecureRegistryError, match="does not speak HTTPS") as ei:
+            pull(f"{px.host}/test/busybox", env.out("x"))
+        assert f"--insecure-registry {px.host}" in ei.value.hint
+        assert not px.requests  # nothing was sent in plain HTTP
+        r = pull(
+            f"{px.host}/test/busybox", env.out("ok"), insecure_registries=[px.host]
+        )
+        assert r.digest == rig.images["busybox"]
+        assert resolve(
+            f"{px.host}/test/busybox", insecure_registries=[f"http://{px.host}"]
+        )
     assert not os.path.exists(env.out("x"))
 
 
@@ -538,6 +574,13 @@ def test_429_is_retried(rig, env):
     assert r.digest == rig.images["busybox"]
     assert [s for _, _, s in px.requests].count(429) == 2
     check_layout(rig, env.out("429"), r)
+
+
+def test_5xx_is_retried(rig, env):
+    with FaultProxy(rig.open.host, fail_429=3, fail_status=503, retry_after=None) as px:
+        r = pull(f"{px.host}/test/busybox", env.out("503"))
+    assert [s for _, _, s in px.requests].count(503) == 3
+    check_layout(rig, env.out("503"), r)
 
 
 def test_retry_after_is_honoured(rig, env):
