@@ -187,6 +187,7 @@ def run(argv: list[str]) -> int:
         default = None
     vm = args.vm or vm_prog
     arches = _arches(args)
+    transforms.validate(args)
     outputs = []
     for arch in arches:
         loader = loader_for(arch, args.loader)
@@ -267,6 +268,7 @@ def assemble_parser() -> argparse.ArgumentParser:
 
 def run_assemble(argv: list[str]) -> int:
     args = assemble_parser().parse_args(argv)
+    transforms.validate(args)
     loader = loader_for(uname_arch(args.arch) if args.arch else None, args.loader)
     platform = platform_for(loader.arch, args.platform)
     src = parse_source(args.image)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 
 from oci2bin.errors import UserError
 from oci2bin.image.model import Image, Platform
 from oci2bin.image.source import load_image, parse_source
 from oci2bin.mutate.add_files import add_files
-from oci2bin.mutate.layertar import AddSpec
+from oci2bin.mutate.layertar import AddSpec, ctr_path
 from oci2bin.mutate.merge import merge
 
 
@@ -80,6 +81,38 @@ def describe(args: argparse.Namespace) -> str:
     return "\n".join(parts)
 
 
+def validate(args: argparse.Namespace) -> list[AddSpec]:
+    """Check transform flags before any image is opened; returns the add specs."""
+    for p in args.strip_prefix:
+        if p.startswith("/") or ".." in p.split("/"):
+            raise UserError(
+                f"--strip-prefix {p!r} must be relative and without '..'",
+                "e.g. usr/share/doc/",
+            )
+    for a in args.add_file:
+        spec = AddSpec.parse(a)
+        if not os.path.isfile(spec.host):
+            raise UserError(
+                f"--add-file {a}: {spec.host} is not a file",
+                "use --add-dir for directories",
+            )
+    for a in args.add_dir:
+        spec = AddSpec.parse(a)
+        if not os.path.isdir(spec.host):
+            raise UserError(
+                f"--add-dir {a}: {spec.host} is not a directory",
+                "use --add-file for files",
+            )
+    adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
+    for spec in adds:
+        if not os.path.lexists(spec.host):
+            raise UserError(
+                f"{spec.host}: no such file or directory", "check the --add path"
+            )
+        ctr_path(spec.ctr)
+    return adds
+
+
 def apply(
     image: Image,
     args: argparse.Namespace,
@@ -90,37 +123,13 @@ def apply(
     for spec in args.layer:
         overlay = load_image(parse_source(spec), stack, platform or image.platform)
         image = merge(image, overlay)
-    adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
-    for a in args.add_file:
-        spec = AddSpec.parse(a)
-        import os
-
-        if os.path.isdir(spec.host):
-            raise UserError(
-                f"--add-file {a}: {spec.host} is a directory",
-                "use --add-dir for directories",
-            )
-    for a in args.add_dir:
-        spec = AddSpec.parse(a)
-        import os
-
-        if not os.path.isdir(spec.host):
-            raise UserError(
-                f"--add-dir {a}: {spec.host} is not a directory",
-                "use --add-file for files",
-            )
+    adds = validate(args)
     compression = args.compress or "gzip"
     if adds:
         image = add_files(image, adds, workdir, compression)
     if args.strip or args.strip_prefix or args.strip_auto:
         from oci2bin.mutate.strip import DEFAULT_PREFIXES, strip
 
-        for p in args.strip_prefix:
-            if p.startswith("/") or ".." in p.split("/"):
-                raise UserError(
-                    f"--strip-prefix {p!r} must be relative and without '..'",
-                    "e.g. usr/share/doc/",
-                )
         prefixes = list(args.strip_prefix) or list(DEFAULT_PREFIXES)
         image = strip(
             image, prefixes, workdir, auto=args.strip_auto, compression=compression
