@@ -133,7 +133,13 @@ def load_image(
         return engine.save(src.location, workdir, eng, platform).replace(
             source_name=src.location
         )
-    # registry reference
+    # registry reference: a copy already in a local engine wins (no network), else pull
+    if os.environ.get("OCI2BIN_NO_ENGINE") != "1":
+        for eng in engine.available_engines():
+            if engine.has_image(eng, src.location):
+                return engine.save(src.location, workdir, eng, platform).replace(
+                    source_name=src.location
+                )
     remote = _remote_module()
     if remote is not None and hasattr(remote, "pull"):
         dest = os.path.join(workdir, "layout")

@@ -29,3 +29,16 @@ def test_engine_missing_image(podman, monkeypatch, tmp_path):
         monkeypatch.setenv(k, v)
     with pytest.raises(UserError, match="cannot export image"):
         engine.save("localhost/does-not-exist:1", str(tmp_path), "podman")
+
+
+def test_registry_ref_found_in_local_engine(images, podman, monkeypatch):
+    """A bare reference is taken from a local engine when it has it (no network needed)."""
+    from oci2bin.image.archive import read_docker_archive
+    from oci2bin.image.source import parse_source
+
+    podman.run("load", "-q", "-i", images.bb_docker)
+    for k, v in podman.env.items():
+        monkeypatch.setenv(k, v)
+    with contextlib.ExitStack() as stack:
+        im = load_image(parse_source("localhost/bb:latest"), stack)
+        assert im.config_digest == read_docker_archive(images.bb_docker).config_digest

@@ -343,3 +343,39 @@ def test_streaming_memory(tmp_path, loader_path):
     peak_kb = int(r.stdout.strip())
     assert peak_kb < 150 * 1024, f"peak RSS {peak_kb} KB"
     assert os.path.getsize(out) > size
+
+
+@pytest.mark.skipif(have("skopeo") is not None, reason="skopeo not installed")
+def test_docker_v2s2_manifest_kept(images, tmp_path, loader_bytes):
+    """An OCI layout holding a Docker schema 2 manifest: written verbatim (digest kept), still accepted."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    v2 = str(tmp_path / "v2")
+    run(
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "-f",
+            "v2s2",
+            f"oci:{images.bb_oci}:latest",
+            f"oci:{v2}:latest",
+        ],
+        env=env,
+    )
+    im = layout.read_layout(layout.DirTree(v2))
+    assert im.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    out = str(tmp_path / "bin")
+    res = write_polyglot(out, loader_bytes, im, ref="localhost/v2:latest")
+    assert res.digest == im.digest
+    for transport in ("oci-archive", "docker-archive"):
+        run(
+            [
+                "skopeo",
+                "copy",
+                "-q",
+                f"{transport}:{out}",
+                f"oci:{tmp_path}/c-{transport}:x",
+            ],
+            env=env,
+        )
+    assert Polyglot(out).image().digest == im.digest
