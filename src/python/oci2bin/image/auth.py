@@ -18,10 +18,12 @@ credentials; an identity token is exchanged with the OAuth2 refresh-token grant)
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -31,15 +33,26 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from oci2bin.errors import UserError
+
 from .reference import DOCKER_HUB, DOCKER_HUB_AUTH_KEY, normalize_registry
 
 HELPER_TIMEOUT = 30
 TOKEN_TIMEOUT = 30
+TOKEN_ATTEMPTS = 4  # token requests are retried on 429 / 5xx / dropped connections
+TOKEN_BACKOFF = 0.5
 _DEFAULT_TOKEN_TTL = 60
 
 
-class AuthError(Exception):
+class AuthError(UserError):
     """Base of authentication problems (the message is one line, printable as is)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "check your docker/podman auth file and credential helpers",
+    ):
+        super().__init__(message, hint)
 
 
 class CredentialHelperError(AuthError):
@@ -50,7 +63,7 @@ class TokenError(AuthError):
     """The token server refused or answered nonsense."""
 
     def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
+        super().__init__(message, "")
         self.status = status
 
 
@@ -372,16 +385,29 @@ class Authenticator:
             if creds is not None and (creds.username or creds.password):
                 req.add_header("Authorization", creds.basic_header())
         req.add_header("User-Agent", "oci2bin")
-        try:
-            with self._open(req) as resp:
-                body = resp.read(1 << 20)
-        except urllib.error.HTTPError as e:
-            raise TokenError(
-                f"token server {realm} answered HTTP {e.code}", status=e.code
-            ) from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise TokenError(f"cannot reach token server {realm}: {reason}") from None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._open(req) as resp:
+                    body = resp.read(1 << 20)
+                break
+            except urllib.error.HTTPError as e:
+                if e.code in (429, 500, 502, 503, 504) and attempt < TOKEN_ATTEMPTS:
+                    time.sleep(TOKEN_BACKOFF * 2 ** (attempt - 1))
+                    continue
+                raise TokenError(
+                    f"token server {realm} answered HTTP {e.code}", status=e.code
+                ) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+                reason = getattr(e, "reason", e)
+                refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+                if not refused and attempt < TOKEN_ATTEMPTS:
+                    time.sleep(TOKEN_BACKOFF * 2 ** (attempt - 1))
+                    continue
+                raise TokenError(
+                    f"cannot reach token server {realm}: {reason}"
+                ) from None
         try:
             data = json.loads(body)
             value = data.get("token") or data.get("access_token")

@@ -604,14 +604,12 @@ class RegistryClient:
                                 what or path, token_server=True
                             ) from None
                         raise RegistryUnreachable(str(e)) from None
-                    except _auth.AuthError as e:
-                        raise AuthDenied(str(e)) from None
                     if retry:
                         auth_rounds += 1
                         continue
                 raise self._auth_error(what or path, body=body)
 
-            if status == 403:
+            if status == 403 and same_host:
                 body = _read_small(r)
                 r.close()
                 raise self._auth_error(what or path, body=body, forbidden=True)

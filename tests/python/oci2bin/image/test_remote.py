@@ -516,6 +516,20 @@ def test_creds_store(rig, env):
     assert r.digest == rig.images["busybox"]
 
 
+def test_missing_cred_helper_is_a_clear_error(rig, env):
+    from oci2bin.image.auth import CredentialHelperError
+
+    write_json(
+        os.path.join(env.home, ".docker", "config.json"),
+        {"credHelpers": {rig.basic.host: "absent"}},
+    )
+    with pytest.raises(
+        CredentialHelperError, match="docker-credential-absent not found"
+    ):
+        pull(f"{rig.basic.host}/test/busybox", env.out("x"))
+    assert not os.path.exists(env.out("x"))
+
+
 def token_requests_since(rig, n: int) -> list[dict]:
     return rig.tokenserver.requests()[n:]
 
