@@ -78,7 +78,8 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as e:
+            e.close()
             return  # any HTTP answer means it is up (401 for auth registries)
         except (urllib.error.URLError, OSError):
             time.sleep(0.02)
@@ -561,9 +562,9 @@ class FaultProxy:
         self.retry_after = retry_after
         self.drop_blob_after = drop_blob_after
         self.requests: list[tuple[str, str, int]] = []
-        self.ranges: list[
-            tuple[str, str]
-        ] = []  # (path, Range header) of range requests
+        # (path, Range header) of range requests; TCP connections accepted
+        self.ranges: list[tuple[str, str]] = []
+        self.connections = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -637,6 +638,11 @@ class FaultProxy:
                     conn.close()
 
             do_GET = do_HEAD = _handle
+
+            def setup(self):
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
 
             def log_message(self, fmt, *args):
                 pass

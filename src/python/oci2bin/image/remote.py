@@ -405,19 +405,65 @@ class _Response:
     resp: http.client.HTTPResponse
     conn: http.client.HTTPConnection
     url: str
+    pool: _ConnPool | None = None
 
     def read(self, n: int = -1) -> bytes:
         return self.resp.read(n) if n >= 0 else self.resp.read()
 
     def close(self) -> None:
+        """Hand the connection back for reuse if the body was read to the end, else close it."""
+        reusable = self.resp.isclosed() and not self.resp.will_close
         try:
             self.resp.close()
         finally:
-            self.conn.close()
+            if reusable and self.pool is not None:
+                self.pool.put(self.url, self.conn)
+            else:
+                self.conn.close()
+
+
+class _ConnPool:
+    """Keep-alive: at most one idle connection per (thread, scheme://host); all closed by ``close()``."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[http.client.HTTPConnection] = []
+        self._closed = False
+
+    @staticmethod
+    def _key(url: str) -> str:
+        u = urllib.parse.urlsplit(url)
+        return f"{u.scheme}://{u.netloc}"
+
+    def get(self, url: str) -> http.client.HTTPConnection | None:
+        idle = getattr(self._local, "idle", None)
+        return idle.pop(self._key(url), None) if idle else None
+
+    def put(self, url: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if self._closed:
+                conn.close()
+                return
+            if conn not in self._all:
+                self._all.append(conn)
+        if not hasattr(self._local, "idle"):
+            self._local.idle = {}
+        old = self._local.idle.pop(self._key(url), None)
+        if old is not None and old is not conn:
+            old.close()
+        self._local.idle[self._key(url)] = conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all = self._all, []
+        for c in conns:
+            c.close()
 
 
 class RegistryClient:
-    """Talks to one registry (host[:port]); thread-safe, one connection per request."""
+    """Talks to one registry (host[:port]); thread-safe, keep-alive connections per thread."""
 
     def __init__(
         self,
@@ -442,6 +488,17 @@ class RegistryClient:
             credentials = lambda: _auth.find_credentials(reg)
         self.auth = _auth.Authenticator(host, credentials, ssl_context=self._ssl)
         self.cancel = threading.Event()
+        self.pool = _ConnPool()
+
+    def close(self) -> None:
+        """Close idle keep-alive connections."""
+        self.pool.close()
+
+    def __enter__(self) -> RegistryClient:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- connections ------------------------------------------------------------------------------------
 
@@ -469,8 +526,18 @@ class RegistryClient:
         self, method: str, url: str, headers: dict[str, str]
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         u = urllib.parse.urlsplit(url)
-        conn = self._connection(u.scheme, u.netloc)
         target = u.path + ("?" + u.query if u.query else "")
+        conn = self.pool.get(url)
+        if conn is not None:
+            # an idle keep-alive connection the server may have closed meanwhile: one try, then a fresh one
+            if getattr(conn, "_oci2bin_proxied", False):
+                target = url
+            try:
+                conn.request(method, target, headers=headers)
+                return conn, conn.getresponse()
+            except (*_DROPPED, OSError):
+                conn.close()
+        conn = self._connection(u.scheme, u.netloc)
         if getattr(conn, "_oci2bin_proxied", False):
             target = url
         try:
@@ -482,9 +549,9 @@ class RegistryClient:
             conn.close()
             raise _ConnectError(e) from e
         try:
-            conn.request(method, target, headers=headers)
             if conn.sock is not None:
                 conn.sock.settimeout(READ_TIMEOUT)
+            conn.request(method, target, headers=headers)
             resp = conn.getresponse()
         except BaseException:
             conn.close()
@@ -575,7 +642,7 @@ class RegistryClient:
                     ) from None
                 self._sleep(_backoff(attempt - 1))
                 continue
-            r = _Response(resp.status, resp.headers, resp, conn, url)
+            r = _Response(resp.status, resp.headers, resp, conn, url, self.pool)
             status = resp.status
 
             if status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
@@ -1006,12 +1073,12 @@ def resolve(ref: str, *, insecure_registries: Iterable[str] = ()) -> str:
     r = parse(ref)
     if r.digest:
         return r.digest
-    client = _client_for(r, insecure_registries)
-    d = client.head_manifest(r.repository, r.reference, what=str(r))
-    if d:
-        return d
-    _, _, digest = client.get_manifest(r.repository, r.reference, display=str(r))
-    return digest
+    with _client_for(r, insecure_registries) as client:
+        d = client.head_manifest(r.repository, r.reference, what=str(r))
+        if d:
+            return d
+        _, _, digest = client.get_manifest(r.repository, r.reference, display=str(r))
+        return digest
 
 
 def pull(
@@ -1059,6 +1126,7 @@ def pull(
         raise RegistryError(f"pull of {r} was cancelled") from None
     finally:
         prog.close(ok)
+        client.close()
 
 
 def _pull(

@@ -638,6 +638,24 @@ def test_second_pull_uses_cache(rig, env):
     assert (r2.downloaded_blobs, r2.cached_blobs, r2.downloaded_bytes) == (0, 3, 0)
     assert r1.digest == r2.digest
     check_layout(rig, env.out("two"), r2)
+    # pinned by digest and fully cached: no request at all
+    with FaultProxy(rig.open.host) as px:
+        r3 = pull(f"{px.host}/test/busybox@{r1.digest}", env.out("three"))
+        assert px.requests == []
+    check_layout(rig, env.out("three"), r3)
+
+
+def test_keep_alive(rig, env):
+    with FaultProxy(rig.open.host) as px:
+        pull(
+            f"{px.host}/test/multi",
+            env.out("ka"),
+            max_workers=1,
+            platform="linux/arm64",
+        )
+    # index + manifest + 3 blobs over: the TLS probe, the main thread's and the one worker's connection
+    assert len(px.requests) == 5
+    assert px.connections == 3
 
 
 def test_concurrent_pulls_share_cache(rig, env):
