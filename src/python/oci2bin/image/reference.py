@@ -15,6 +15,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from oci2bin.errors import UserError
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
@@ -37,8 +39,11 @@ _DOMAIN_LABEL = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])
 _MAX_NAME = 255
 
 
-class InvalidReference(ValueError):
+class InvalidReference(UserError, ValueError):
     """The string is not a valid image reference."""
+
+    def __init__(self, message: str, hint: str = "use [REGISTRY/]NAME[:TAG][@DIGEST]"):
+        super().__init__(message, hint)
 
 
 @dataclass(frozen=True)

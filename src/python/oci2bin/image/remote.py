@@ -200,12 +200,16 @@ def _default_variant(arch: str) -> str:
     return {"arm64": "v8", "arm": "v7"}.get(arch, "")
 
 
+class InvalidPlatform(UserError, ValueError):
+    """A platform string that is not ``os/arch[/variant]``."""
+
+
 def parse_platform(s: str) -> Platform:
     """``linux/arm64/v8``, ``linux/amd64``, ``arm64`` (os defaults to linux), ``linux/aarch64``."""
     parts = [p for p in s.strip().lower().split("/")]
     if not parts or not all(parts) or len(parts) > 3:
-        raise ValueError(
-            f"invalid platform {s!r} (expected os/arch[/variant], e.g. linux/arm64/v8)"
+        raise InvalidPlatform(
+            f"invalid platform {s!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64/v8"
         )
     if len(parts) == 1:
         parts = ["linux", parts[0]]
