@@ -10,7 +10,13 @@ import sys
 import tempfile
 
 import pytest
-from oci2bin_testrig import Images, Podman, build_images, have, podman_setup
+from oci2bin_testrig import (  # pants: no-infer-dep
+    Images,
+    Podman,
+    build_images,
+    have,
+    podman_setup,
+)
 
 REPO_SRC = os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "..", "src", "python")

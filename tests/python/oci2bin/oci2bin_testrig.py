@@ -16,6 +16,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from oci2bin.polyglot import format as _fmt
+
 EPOCH = 1700000000
 CREATED = "2023-11-14T22:13:20Z"
 
@@ -45,6 +47,47 @@ def sha256_file(path: str) -> str:
         while data := f.read(1 << 20):
             h.update(data)
     return "sha256:" + h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------- ELF
+
+
+def synthetic_elf(
+    machine: int = _fmt.EM_AARCH64, align: int = 0x10000, interp: bool = False
+) -> bytes:
+    """A minimal static ELF64 (not runnable): header, 2-3 program headers, some bytes."""
+    phnum = 3 if interp else 2
+    body = bytearray(0x20000)
+    eh = _fmt.EHDR.pack(
+        b"\x7fELF\x02\x01\x01" + b"\0" * 9,
+        2,
+        machine,
+        1,
+        0x400000,
+        64,
+        0x1000,
+        0,
+        64,
+        56,
+        phnum,
+        64,
+        5,
+        4,
+    )
+    body[0:64] = eh
+    phs = [
+        _fmt.PHDR.pack(_fmt.PT_LOAD, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, align),
+        _fmt.PHDR.pack(
+            _fmt.PT_LOAD, 6, 0x10000, 0x410000, 0x410000, 0x100, 0x200, align
+        ),
+    ]
+    if interp:
+        phs.append(
+            _fmt.PHDR.pack(_fmt.PT_INTERP, 4, 0x200, 0x400200, 0x400200, 0x20, 0x20, 1)
+        )
+    for i, ph in enumerate(phs):
+        body[64 + 56 * i : 64 + 56 * (i + 1)] = ph
+    return bytes(body[: 0x10000 + 0x100])
 
 
 # ---------------------------------------------------------------------------------------------------- layer tars

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from oci2bin.polyglot.reader import Polyglot
-from oci2bin_testrig import have, run
+from oci2bin_testrig import have, run, synthetic_elf  # pants: no-infer-dep
 
 
 def one_error_line(r) -> str:
@@ -180,9 +180,6 @@ def test_oci2vm_name(images, tmp_path, loader_path, monkeypatch):
 
 
 def _aarch64_loader(path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent.parent / "polyglot"))
-    from test_format import synthetic_elf
-
     path.write_bytes(synthetic_elf())
 
 

@@ -21,3 +21,15 @@ def test_repo_tag_and_name():
     assert repo_tag("Not Valid!") is None
     assert repo_name("docker.io/library/redis:7") == "docker.io/library/redis"
     assert repo_name("localhost:5000/a:1") == "localhost:5000/a"
+
+
+def test_progress_only_when_enabled(capsys):
+    from oci2bin.cli.common import human_size, progress_for
+
+    assert progress_for("x", enabled=False) is None
+    show = progress_for("x", enabled=True)
+    show(50, 100)
+    show(100, 100)
+    err = capsys.readouterr().err
+    assert "\roci2bin: writing x:  50%" in err and err.endswith("\n")
+    assert human_size(12_400_000) == "12.4 MB"

@@ -25,7 +25,11 @@ from oci2bin.mutate.layertar import AddSpec, ctr_path
 from oci2bin.mutate.merge import merge
 from oci2bin.mutate.squash import squash
 from oci2bin.mutate.strip import DEFAULT_PREFIXES, detect, strip
-from oci2bin_testrig import MULTILAYER_ABSENT, MULTILAYER_EXPECTED, tar_bytes
+from oci2bin_testrig import (  # pants: no-infer-dep
+    MULTILAYER_ABSENT,
+    MULTILAYER_EXPECTED,
+    tar_bytes,
+)
 
 
 def check_diff_ids(image: Image) -> None:

@@ -9,42 +9,7 @@ import tarfile
 import pytest
 from oci2bin.errors import UserError
 from oci2bin.polyglot import format as fmt
-
-
-def synthetic_elf(
-    machine: int = fmt.EM_AARCH64, align: int = 0x10000, interp: bool = False
-) -> bytes:
-    """A minimal static ELF64 (not runnable): header, 2-3 program headers, some bytes."""
-    phnum = 3 if interp else 2
-    body = bytearray(0x20000)
-    eh = fmt.EHDR.pack(
-        b"\x7fELF\x02\x01\x01" + b"\0" * 9,
-        2,
-        machine,
-        1,
-        0x400000,
-        64,
-        0x1000,
-        0,
-        64,
-        56,
-        phnum,
-        64,
-        5,
-        4,
-    )
-    body[0:64] = eh
-    phs = [
-        fmt.PHDR.pack(fmt.PT_LOAD, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, align),
-        fmt.PHDR.pack(fmt.PT_LOAD, 6, 0x10000, 0x410000, 0x410000, 0x100, 0x200, align),
-    ]
-    if interp:
-        phs.append(
-            fmt.PHDR.pack(fmt.PT_INTERP, 4, 0x200, 0x400200, 0x400200, 0x20, 0x20, 1)
-        )
-    for i, ph in enumerate(phs):
-        body[64 + 56 * i : 64 + 56 * (i + 1)] = ph
-    return bytes(body[: 0x10000 + 0x100])
+from oci2bin_testrig import synthetic_elf  # pants: no-infer-dep
 
 
 def test_parse_real_loader(loader_bytes):

@@ -18,7 +18,7 @@ from oci2bin.image.model import Platform
 from oci2bin.polyglot import format as fmt
 from oci2bin.polyglot.reader import Polyglot
 from oci2bin.polyglot.writer import write_polyglot
-from oci2bin_testrig import have, run
+from oci2bin_testrig import have, run  # pants: no-infer-dep
 
 
 @pytest.fixture
@@ -274,7 +274,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def test_streaming_memory(tmp_path, loader_path):
     """A 400 MB image is written with well under 150 MB peak RSS (layers are streamed)."""
-    from oci2bin_testrig import tar_bytes  # noqa: F401  (rig import keeps sys.path consistent)
 
     lay = tmp_path / "big-oci"
     (lay / "blobs/sha256").mkdir(parents=True)
