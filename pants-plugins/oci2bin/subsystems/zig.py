@@ -20,7 +20,8 @@ class ZigSubsystem(PythonToolBase):
     default_version = "ziglang==0.17.1"
     default_main = EntryPoint("ziglang")
     register_interpreter_constraints = True
-    default_interpreter_constraints = ["CPython>=3.8,<4"]
+    # Same interpreter as the repo's own code ([python].interpreter_constraints), so one is enough.
+    default_interpreter_constraints = ["CPython==3.11.*"]
     # The repo keeps no lockfiles (they record download addresses); pants.toml sets `lockfile = "<none>"`.
     default_lockfile_resource = ("oci2bin.subsystems", "zig.lock")
 

@@ -1,0 +1,106 @@
+"""static_c_binary: the hermetic zig build, for both architectures, byte-reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest  # pants: no-infer-dep
+from pants.backend.cc.target_types import CCSourcesGeneratorTarget, CCSourceTarget
+from pants.backend.python.util_rules import pex
+from pants.core.goals import package
+from pants.core.goals.package import BuiltPackage
+from pants.core.util_rules import source_files, system_binaries
+from pants.engine.addresses import Address
+from pants.engine.rules import QueryRule
+from pants.testutil.rule_runner import RuleRunner
+
+from oci2bin.goals import package_static_c_binary
+from oci2bin.goals.package_static_c_binary import StaticCBinaryFieldSet
+from oci2bin.subsystems import zig
+from oci2bin.target_types import StaticCBinaryTarget
+from oci2bin.testutil import configure
+from oci2bin.util_rules import zig_compile
+
+SOURCES = {
+    "c/BUILD": (
+        "cc_sources(name='src')\n"
+        "static_c_binary(name='hi', dependencies=[':src'])\n"
+        "static_c_binary(name='hi-arm', dependencies=[':src'], arch='aarch64')\n"
+    ),
+    "bad/BUILD": "static_c_binary(name='bad', sources=['bad.c'])\n",
+    "c/hi.c": '#include "hi.h"\n#include <stdio.h>\nint main(void){puts(MSG);return 7;}\n',
+    "c/hi.h": '#define MSG "hi from a static binary"\n',
+    "bad/bad.c": "int main(void){int unused; return 0;}\n",
+}
+
+
+def make_rule_runner(**kwargs) -> RuleRunner:
+    rule_runner = RuleRunner(
+        rules=[
+            *package_static_c_binary.rules(),
+            *zig_compile.rules(),
+            *zig.rules(),
+            *pex.rules(),
+            *source_files.rules(),
+            *package.rules(),
+            *system_binaries.rules(),
+            QueryRule(BuiltPackage, [StaticCBinaryFieldSet]),
+        ],
+        target_types=[CCSourcesGeneratorTarget, CCSourceTarget, StaticCBinaryTarget],
+        **kwargs,
+    )
+    configure(rule_runner)
+    rule_runner.write_files(SOURCES)
+    return rule_runner
+
+
+def build(rule_runner: RuleRunner, name: str, directory: str = "c") -> bytes:
+    target = rule_runner.get_target(Address(directory, target_name=name))
+    built = rule_runner.request(BuiltPackage, [StaticCBinaryFieldSet.create(target)])
+    (artifact,) = built.artifacts
+    rule_runner.write_digest(built.digest, path_prefix="out")
+    with open(os.path.join(rule_runner.build_root, "out", artifact.relpath), "rb") as f:
+        return f.read()
+
+
+def run(path: str, *prefix: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, path], capture_output=True, text=True, timeout=120)
+
+
+def test_x86_64_static_binary_runs(tmp_path) -> None:
+    data = build(make_rule_runner(), "hi")
+    assert data[:4] == b"\x7fELF" and data[18] == 62  # e_machine EM_X86_64
+    exe = tmp_path / "hi"
+    exe.write_bytes(data)
+    exe.chmod(0o755)
+    result = run(str(exe))
+    assert (result.returncode, result.stdout) == (7, "hi from a static binary\n")
+    # static: no program interpreter
+    assert b"/lib/ld-" not in data and b"ld-musl" not in data
+
+
+def test_aarch64_static_binary_runs_under_qemu(tmp_path) -> None:
+    qemu = shutil.which("qemu-aarch64-static")
+    data = build(make_rule_runner(), "hi-arm")
+    assert data[:4] == b"\x7fELF" and data[18] == 183  # e_machine EM_AARCH64
+    if qemu is None:
+        pytest.skip("qemu-aarch64-static is not installed (apt-get install qemu-user-static)")
+    exe = tmp_path / "hi-arm"
+    exe.write_bytes(data)
+    exe.chmod(0o755)
+    result = run(str(exe), qemu)
+    assert (result.returncode, result.stdout) == (7, "hi from a static binary\n")
+
+
+def test_two_clean_builds_are_byte_identical() -> None:
+    first = build(make_rule_runner(isolated_local_store=True), "hi")
+    second = build(make_rule_runner(isolated_local_store=True), "hi")
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
+
+
+def test_warnings_are_errors() -> None:
+    with pytest.raises(Exception, match="unused"):
+        build(make_rule_runner(), "bad", "bad")
