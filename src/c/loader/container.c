@@ -37,10 +37,12 @@ typedef struct run {
     char rundir[4096];
     int sync_rd, sync_wr; /* parent -> child: "id maps written" */
     int exec_rd, exec_wr; /* closed (CLOEXEC) when the child execs */
+    int ready_rd, ready_wr; /* fallback path: "namespaces created, write the maps" */
     idmap_info idm;
 } run;
 
 static volatile pid_t g_child;
+static volatile sig_atomic_t g_setup_killed_by;
 static int g_exec_rd = -1;
 
 static void forward(int sig, siginfo_t *si, void *uc)
@@ -49,8 +51,10 @@ static void forward(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     struct pollfd pfd = {g_exec_rd, POLLIN, 0};
     int execd = poll(&pfd, 1, 0) == 1;
-    if (!execd)
+    if (!execd) {
+        g_setup_killed_by = sig;
         kill(g_child, SIGKILL); /* still setting up: stop now (PID 1 ignores default-action signals) */
+    }
     else if (!si || si->si_code != SI_KERNEL)
         kill(g_child, sig);     /* terminal-generated signals reach the container's process group directly */
     errno = saved;
@@ -88,9 +92,9 @@ static int child_setup(run *r, oerr *e)
     dbg("extracting %zu layers into a private tmpfs", r->img->n_layers);
     if (rootfs_extract(r->p, r->img, rootfd, 0, e))
         return -1;
-    if (mounts_setup_rootfs(rootfs, rootfd, e))
-        return -1;
     close(rootfd);
+    if (mounts_setup_rootfs(rootfs, e))
+        return -1;
     if (r->hostname && sethostname(r->hostname, strlen(r->hostname)) < 0)
         dbg("sethostname: %s", strerror(errno));
     if (mounts_enter_rootfs(rootfs, e))
@@ -110,11 +114,82 @@ static int child_main(run *r)
     sigprocmask(SIG_SETMASK, &none, NULL);
     close(r->sync_wr);
     close(r->exec_rd);
+    if (r->ready_wr >= 0)
+        close(r->ready_wr);
+    if (r->ready_rd >= 0)
+        close(r->ready_rd);
     /* If the loader dies (even by SIGKILL), the container goes with it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     child_setup(r, &e);
     oerr_print(&e);
     return e.status ? e.status : EXIT_SETUP;
+}
+
+static volatile pid_t g_grandchild;
+
+static void relay(int sig)
+{
+    int saved = errno;
+    kill(g_grandchild, sig);
+    errno = saved;
+}
+
+/* Fallback for environments whose clone() refuses namespace flags (qemu-user): this intermediate process
+ * unshares the namespaces, forks the container's PID 1, relays signals to it and exits with its status. */
+static int unshare_child(run *r)
+{
+    oerr e = {0};
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(r->ready_rd);
+    const char *how = "u";
+    int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    if (unshare(CLONE_NEWUSER | others) < 0) {
+        int err = errno;
+        /* A multi-threaded process (qemu-user always is) cannot unshare a user namespace. Real root can
+         * still isolate mounts/pids without one. */
+        if (err == EINVAL && geteuid() == 0 && unshare(others) == 0) {
+            how = "n";
+            dbg("no user namespace (multi-threaded host process, e.g. qemu-user): running as real root");
+        } else {
+            oerr_sys(&e, err,
+                     err == EINVAL ? "this process cannot create a user namespace (under qemu-user, run as root "
+                                     "or natively)"
+                                   : ns_userns_hint(err),
+                     "cannot create the container's namespaces");
+            oerr_print(&e);
+            return EXIT_SETUP;
+        }
+    }
+    if (write_all(r->ready_wr, how, 1) < 0)
+        return EXIT_SETUP;
+    close(r->ready_wr);
+    pid_t pid = fork();
+    if (pid == 0)
+        return child_main(r);
+    if (pid < 0) {
+        oerr_sys(&e, errno, NULL, "cannot start the container's first process");
+        oerr_print(&e);
+        return EXIT_SETUP;
+    }
+    close(r->sync_rd);
+    close(r->exec_wr);
+    g_grandchild = pid;
+    struct sigaction sa = {0};
+    sa.sa_handler = relay;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaction(FORWARDED[i], &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return EXIT_SETUP;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
 }
 
 static int wait_child(pid_t pid, oerr *e)
@@ -130,7 +205,7 @@ static int wait_child(pid_t pid, oerr *e)
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
+        return 128 + (WTERMSIG(st) == SIGKILL && g_setup_killed_by ? g_setup_killed_by : WTERMSIG(st));
     return EXIT_SETUP;
 }
 
@@ -153,6 +228,11 @@ int container_run(const options *o, const payload *p, const image *img, const ex
         return oerr_sys(e, errno, NULL, "pipe");
     }
     r.exec_rd = fds[0], r.exec_wr = fds[1];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        rmdir(r.rundir);
+        return oerr_sys(e, errno, NULL, "pipe");
+    }
+    r.ready_rd = fds[0], r.ready_wr = fds[1];
 
     sigset_t block, old;
     sigemptyset(&block);
@@ -161,9 +241,17 @@ int container_run(const options *o, const payload *p, const image *img, const ex
     sigprocmask(SIG_BLOCK, &block, &old);
 
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    int via_unshare = 0;
     pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
-    if (pid == 0)
+    if (pid < 0 && errno == EINVAL) {
+        dbg("clone with namespace flags: %s; using fork+unshare", strerror(errno));
+        via_unshare = 1;
+        pid = fork();
+        if (pid == 0)
+            _exit(unshare_child(&r));
+    } else if (pid == 0) {
         _exit(child_main(&r));
+    }
     int rc = -1;
     if (pid < 0) {
         oerr_sys(e, errno, ns_userns_hint(errno), "cannot create the container's namespaces");
@@ -171,11 +259,24 @@ int container_run(const options *o, const payload *p, const image *img, const ex
     }
     close(r.sync_rd);
     close(r.exec_wr);
-    r.sync_rd = r.exec_wr = -1;
+    close(r.ready_wr);
+    r.sync_rd = r.exec_wr = r.ready_wr = -1;
     g_child = pid;
     g_exec_rd = r.exec_rd;
     dbg("container pid %d (host view)", (int)pid);
-    if (ns_write_maps(pid, &r.idm, e)) {
+    char how = 'u';
+    if (via_unshare) {
+        ssize_t got;
+        while ((got = read(r.ready_rd, &how, 1)) < 0 && errno == EINTR)
+            ;
+        if (got != 1) {
+            rc = wait_child(pid, e); /* it printed why */
+            goto out;
+        }
+    }
+    if (how == 'n') {
+        r.idm.single_id = 0; /* no user namespace: real ids */
+    } else if (ns_write_maps(pid, &r.idm, e)) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         goto out;
@@ -194,6 +295,15 @@ int container_run(const options *o, const payload *p, const image *img, const ex
     for (size_t i = 0; i < N_FORWARDED; i++)
         sigaction(FORWARDED[i], &sa, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
+    /* The exec pipe closes when the child execs (or dies). By then it has pivoted into the rootfs and
+     * detached the old root, so the run directory is no longer a mount point anywhere: remove it now,
+     * so that not even a SIGKILL of the loader leaves it behind. */
+    char c;
+    ssize_t n;
+    while ((n = read(r.exec_rd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (rmdir(r.rundir) < 0 && errno != ENOENT && errno != EBUSY)
+        dbg("cannot remove %s yet: %s", r.rundir, strerror(errno));
     rc = wait_child(pid, e);
     dbg("container exited with status %d", rc);
 out:
@@ -205,6 +315,9 @@ out:
     if (r.exec_wr >= 0)
         close(r.exec_wr);
     close(r.exec_rd);
+    close(r.ready_rd);
+    if (r.ready_wr >= 0)
+        close(r.ready_wr);
     if (rmdir(r.rundir) < 0 && errno != ENOENT)
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
     return rc;

@@ -264,7 +264,9 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
     map_put(&x->layer_paths, path, 1);
 
     if (en->type == '3' || en->type == '4') {
-        if (!x->warned_dev) {
+        if (strncmp(path, "dev/", 4) == 0) {
+            dbg("skipping device node /%s (the container gets its own /dev)", path);
+        } else if (!x->warned_dev) {
             x->warned_dev = 1;
             warnmsg("skipping device node /%s (and any others): device nodes cannot be created rootless; "
                     "use --device",

@@ -180,6 +180,11 @@ static void setup_sys(int rootfd)
         close(fd);
         return;
     }
+    close(fd);
+    fd = root_open_dir(rootfd, "sys", 0); /* now the bind mount itself */
+    if (fd < 0)
+        return;
+    fdpath(fd, p);
     struct statvfs sv;
     unsigned long keep = 0;
     if (statvfs("/sys", &sv) == 0) {
@@ -224,10 +229,8 @@ static int copy_host_file(int rootfd, const char *host, const char *rel, oerr *e
     return rc;
 }
 
-int mounts_setup_rootfs(const char *rootfs, int rootfd, oerr *e)
+static int setup_in_root(int rootfd, oerr *e)
 {
-    if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-        return oerr_sys(e, errno, NULL, "cannot bind-mount the rootfs %s", rootfs);
     int fd = target_dir(rootfd, "proc", e);
     if (fd < 0 || mount_at("proc", fd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", e))
         return -1;
@@ -241,6 +244,19 @@ int mounts_setup_rootfs(const char *rootfs, int rootfd, oerr *e)
         copy_host_file(rootfd, "/etc/hosts", "etc/hosts", e))
         return -1;
     return 0;
+}
+
+int mounts_setup_rootfs(const char *rootfs, oerr *e)
+{
+    if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return oerr_sys(e, errno, NULL, "cannot bind-mount the rootfs %s", rootfs);
+    /* Opened after the bind so that every later mount lands on top of it. */
+    int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return oerr_sys(e, errno, NULL, "cannot open %s", rootfs);
+    int rc = setup_in_root(rootfd, e);
+    close(rootfd);
+    return rc;
 }
 
 int mounts_enter_rootfs(const char *rootfs, oerr *e)

@@ -7,9 +7,9 @@
 int mounts_private_tmpfs(const char *rundir, oerr *e);
 /* Mounts a tmpfs on dir (used for scratch space inside the run dir). */
 int mounts_tmpfs(const char *dir, const char *opts, oerr *e);
-/* Prepares rootfs (a directory path, rootfd its fd): makes it a mount point, mounts /proc, /dev,
+/* Prepares rootfs (a directory path): makes it a mount point, mounts /proc, /dev,
  * /sys (read-only, best effort), /tmp, and copies the host's /etc/resolv.conf and /etc/hosts. */
-int mounts_setup_rootfs(const char *rootfs, int rootfd, oerr *e);
+int mounts_setup_rootfs(const char *rootfs, oerr *e);
 /* pivot_root into rootfs (chroot if pivot_root is impossible) and detach the old root. */
 int mounts_enter_rootfs(const char *rootfs, oerr *e);
 /* Overlay: lower (read-only), upper and work dirs -> target. Returns 0, or -1 with errno. */
