@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from oci2bin.errors import UserError
@@ -77,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             f"oci2bin: {e.strerror or e}{where} (check paths, permissions and free space)\n"
         )
         return 1
+    except Exception as e:  # a bug: still one line, unless debugging
+        if os.environ.get("OCI2BIN_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())[:300]
+        sys.stderr.write(
+            f"oci2bin: internal error: {type(e).__name__}: {msg} "
+            "(set OCI2BIN_DEBUG=1 for a traceback and report it)\n"
+        )
+        return 70
 
 
 if __name__ == "__main__":

@@ -131,6 +131,18 @@ def _normalize_tag(tag: str) -> set[str]:
 def read_docker_archive(
     path: str, tag: str | None = None, platform: Platform | None = None
 ) -> Image:
+    try:
+        return _read_docker_archive(path, tag, platform)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise UserError(
+            f"malformed image metadata in {path} ({type(e).__name__}: {e})",
+            "the archive is corrupt",
+        ) from None
+
+
+def _read_docker_archive(
+    path: str, tag: str | None, platform: Platform | None
+) -> Image:
     tree = TarTree(path)
     if not is_docker_archive(tree):
         if tree.size("index.json") is not None:

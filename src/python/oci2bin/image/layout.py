@@ -185,6 +185,16 @@ def read_layout(
     tree: FileTree, tag: str | None = None, platform: Platform | None = None
 ) -> Image:
     """Read one image from an OCI layout (directory or archive)."""
+    try:
+        return _read_layout(tree, tag, platform)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise UserError(
+            f"malformed image metadata in {tree.description} ({type(e).__name__}: {e})",
+            "the image is corrupt",
+        ) from None
+
+
+def _read_layout(tree: FileTree, tag: str | None, platform: Platform | None) -> Image:
     if tree.size("index.json") is None:
         raise UserError(
             f"{tree.description} is not an OCI image layout (no index.json)",

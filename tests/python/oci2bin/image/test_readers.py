@@ -149,3 +149,36 @@ def test_not_an_archive(tmp_path):
     p.write_bytes(b"hello" * 200)
     with pytest.raises(UserError):
         archive.read_docker_archive(str(p))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        "{not json",
+        '{"manifests": [{"digest": "sha256:' + "0" * 64 + '"}]}',
+        '{"manifests": [{"size": 3}]}',
+        '{"manifests": "nope"}',
+        '{"manifests": [{"digest": "sha256:../../../etc/passwd", "size": 1}]}',
+    ],
+)
+def test_malformed_index_is_a_user_error(images, tmp_path, index):
+    bad = tmp_path / "bad-oci"
+    shutil.copytree(images.bb_oci, bad)
+    (bad / "index.json").write_text(index)
+    with pytest.raises(UserError):
+        layout.read_layout(layout.DirTree(str(bad)))
+
+
+def test_malformed_manifest_is_a_user_error(images, tmp_path):
+    import hashlib
+
+    bad = tmp_path / "bad-oci"
+    shutil.copytree(images.bb_oci, bad)
+    data = b'{"schemaVersion": 2, "config": {"digest": 5}, "layers": 3}'
+    dg = hashlib.sha256(data).hexdigest()
+    (bad / "blobs/sha256" / dg).write_bytes(data)
+    (bad / "index.json").write_text(
+        json.dumps({"manifests": [{"digest": "sha256:" + dg, "size": len(data)}]})
+    )
+    with pytest.raises(UserError):
+        layout.read_layout(layout.DirTree(str(bad)))
