@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -62,21 +63,22 @@ def non_loopback_ipv4() -> str | None:
     return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
 
 
-def free_port() -> int:
+def free_port(bind: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((bind, 0))
         return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
+    ctx = ssl._create_unverified_context()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"{proc.args[0]} exited with {proc.returncode} before serving {url}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=1, context=ctx):
                 return
         except urllib.error.HTTPError as e:
             e.close()
@@ -108,9 +110,13 @@ class Registry:
         htpasswd: str = "",
         token_realm: str = "",
         cert: str = "",
+        tls: tuple[str, str] | None = None,
+        bind: str = "127.0.0.1",
     ):
         self.root = root
         self.kind = kind
+        self.tls = tls  # (certificate, key): serve HTTPS
+        self.bind = bind
         self.storage = os.path.join(root, "storage")
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -119,14 +125,21 @@ class Registry:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def _config(self) -> str:
+        tls = ""
+        if self.tls:
+            tls = f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}"
         lines = [
             "version: 0.1",
             "log: {level: warn, accesslog: {disabled: true}}",
             f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}}}",
-            f'http: {{addr: "127.0.0.1:{self.port}", headers: {{X-Content-Type-Options: [nosniff]}}}}',
+            f'http: {{addr: "{self.host}", headers: {{X-Content-Type-Options: [nosniff]}}{tls}}}',
         ]
         if self.kind == "basic":
             lines.append(
@@ -145,7 +158,7 @@ class Registry:
     def start(self) -> Registry:
         last: Exception | None = None
         for _ in range(5):  # a free port can be taken between probing and binding
-            self.port = free_port()
+            self.port = free_port(self.bind)
             cfg = self._config()
             log = open(os.path.join(self.root, "registry.log"), "ab")  # noqa: SIM115
             try:
@@ -158,7 +171,7 @@ class Registry:
             finally:
                 log.close()
             try:
-                _wait_http(f"http://{self.host}/v2/", self.proc)
+                _wait_http(f"{self.url}/v2/", self.proc)
                 return self
             except RuntimeError as e:
                 last = e
@@ -334,6 +347,19 @@ class RegistryRig:
             cmd += ["--format", fmt]
         cmd += ["oci:" + src, "docker://" + dest_ref]
         skopeo(cmd, self.root)
+
+
+def make_tls_cert(directory: str, ips: list[str]) -> tuple[str, str]:
+    """Self-signed server certificate (its own CA) for ``ips``; returns (cert, key) paths."""
+    cert, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+    san = ",".join(f"IP:{ip}" for ip in ips)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+         "-days", "3650", "-subj", "/CN=oci2bin-test-registry", "-addext", f"subjectAltName={san}"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def skopeo(cmd: list[str], tmpdir: str) -> str:

@@ -42,11 +42,13 @@ from oci2bin.image.remote import (
 
 from tests.rig.registry import (
     FaultProxy,
+    Registry,
     RegistryRig,
     blob_data_path,
     build_image,
     build_index,
     free_port,
+    make_tls_cert,
     manifest_digest,
     missing_tools,
     non_loopback_ipv4,
@@ -119,6 +121,22 @@ def env(rig, monkeypatch):
         out=lambda name: os.path.join(d, "out", name),
     )
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tls(rig):
+    """HTTPS registries (self-signed certificate): one on loopback, one on a non-loopback address."""
+    ip = non_loopback_ipv4()
+    d = rig.mkdtemp("tls-")
+    cert, key = make_tls_cert(d, ["127.0.0.1"] + ([ip] if ip else []))
+    loop = rig._add(Registry(os.path.join(d, "loop"), "open", tls=(cert, key)).start())
+    ext = None
+    if ip:
+        ext = Registry(os.path.join(d, "ext"), "open", tls=(cert, key), bind=ip)
+        ext = rig._add(ext.start())
+    for reg in filter(None, (loop, ext)):
+        rig.push(f"{rig.src}/busybox:latest", f"{reg.host}/test/busybox:latest")
+    return SimpleNamespace(cert=cert, loop=loop, ext=ext)
 
 
 def sha256_file(path: str) -> str:
@@ -424,6 +442,33 @@ def test_plain_http_only_for_loopback_or_insecure(rig, env):
             f"{px.host}/test/busybox", insecure_registries=[f"http://{px.host}"]
         )
     assert not os.path.exists(env.out("x"))
+
+
+def test_https_loopback_registry(rig, env, tls):
+    r = pull(f"{tls.loop.host}/test/busybox", env.out("https"))
+    assert r.digest == rig.images["busybox"]
+    check_layout(rig, env.out("https"), r)
+
+
+def test_https_certificate_verification(rig, env, tls, monkeypatch):
+    if tls.ext is None:
+        pytest.skip("no non-loopback IPv4 address")
+    ref = f"{tls.ext.host}/test/busybox"
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(
+        RegistryUnreachable,
+        match="TLS error.*CERTIFICATE_VERIFY_FAILED|certificate verify failed",
+    ):
+        pull(ref, env.out("x"))
+    assert not os.path.exists(env.out("x"))
+    # --insecure-registry: TLS without verification
+    r = pull(ref, env.out("insecure"), insecure_registries=[tls.ext.host])
+    assert r.digest == rig.images["busybox"]
+    # trusting the certificate makes it verify
+    monkeypatch.setenv("SSL_CERT_FILE", tls.cert)
+    r = pull(ref, env.out("verified"))
+    check_layout(rig, env.out("verified"), r)
 
 
 def test_error_is_user_error(rig, env):
