@@ -102,7 +102,7 @@ async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
         )
     address = target.address
     inputs: List[Digest] = []
-    argv: List[str] = ["mkimage", "--output-dir", layout_dir(address)]
+    argv: List[str] = ["mkimage", "--output", layout_dir(address)]
 
     base = target[OciImageBaseField].single
     if base:
@@ -144,7 +144,7 @@ async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
     if target[UserField].value:
         argv += ["--user", target[UserField].value]
     ref = target[RepositoryField].value or default_ref(address)
-    argv += ["--arch", target[ArchField].value, "--ref", ref]
+    argv += ["--arch", target[ArchField].value]
 
     input_digest = await Get(Digest, MergeDigests(inputs))
     result = await Get(
