@@ -15,12 +15,13 @@ import shutil
 import stat
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from oci2bin.image import remote
+from oci2bin.image import blobcache, remote
 from oci2bin.image.blobcache import BlobCache
 from oci2bin.image.remote import (
     AuthDenied,
@@ -813,3 +814,129 @@ def test_cancelled_sibling_downloads_leave_nothing(rig, env, monkeypatch):
         pull(f"{rig.open.host}/test/busybox", env.out("x"))
     assert not os.path.exists(env.out("x"))
     assert no_tmp_files(env.root)
+
+
+# ------------------------------------------------------------------------------------ blob cache
+
+
+@pytest.fixture
+def cache_dir():
+    d = tempfile.mkdtemp(prefix="oci2bin-cache-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_blobcache_default_root(monkeypatch):
+    monkeypatch.delenv("OCI2BIN_BLOB_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")
+    assert blobcache.default_root() == "/x/cache/oci2bin/blobs"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "/home/u")
+    assert blobcache.default_root() == "/home/u/.cache/oci2bin/blobs"
+    monkeypatch.setenv("OCI2BIN_BLOB_CACHE", "/elsewhere")
+    assert blobcache.default_root() == "/elsewhere"
+
+
+def test_blobcache_verifies_and_publishes_atomically(cache_dir):
+    c = BlobCache(cache_dir)
+    data = b"hello blob" * 1000
+    dg = _digest(data)
+    with c.writer(dg, len(data)) as w:
+        w.write(data[:100])
+        assert not c.has(dg)  # nothing visible before commit
+        w.write(data[100:])
+        path = w.commit()
+    assert path == c.path(dg) == os.path.join(cache_dir, "sha256", dg[7:])
+    assert c.has(dg, len(data)) and not c.has(dg, len(data) + 1)
+    assert c.read_bytes(dg) == data
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    # wrong content, wrong size, too much data: nothing published, no temp file left
+    other = _digest(b"other")
+    with pytest.raises(blobcache.BlobVerificationError, match="digest mismatch"):
+        c.put_bytes(other, b"not other")
+    with c.writer(other, 10) as w, pytest.raises(blobcache.BlobVerificationError):
+        w.write(b"other")
+        w.commit()
+    with c.writer(other, 3) as w, pytest.raises(blobcache.BlobVerificationError):
+        w.write(b"other")
+    assert not c.has(other)
+    assert os.listdir(os.path.join(cache_dir, "sha256")) == [dg[7:]]
+    with pytest.raises(ValueError):
+        c.path("sha256:short")
+    with pytest.raises(ValueError):
+        c.path("md5:" + "0" * 32)
+
+
+def test_blobcache_concurrent_writers(cache_dir):
+    data = os.urandom(1 << 20)
+    dg = _digest(data)
+    errors = []
+
+    def write():
+        try:
+            c = BlobCache(cache_dir)  # separate instances: like separate processes
+            with c.writer(dg, len(data)) as w:
+                for i in range(0, len(data), 65536):
+                    w.write(data[i : i + 65536])
+                w.commit()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert os.listdir(os.path.join(cache_dir, "sha256")) == [dg[7:]]
+    assert BlobCache(cache_dir).verify(dg, len(data))
+
+
+def test_blobcache_verify_removes_corrupt(cache_dir):
+    c = BlobCache(cache_dir)
+    dg = _digest(b"abc")
+    c.put_bytes(dg, b"abc")
+    assert c.verify(dg, 3)
+    with open(c.path(dg), "wb") as f:
+        f.write(b"abd")
+    assert not c.verify(dg, 3)
+    assert not c.has(dg)
+
+
+def test_blobcache_link_into_falls_back_to_copy(cache_dir, monkeypatch):
+    c = BlobCache(cache_dir)
+    dg = _digest(b"xyz")
+    c.put_bytes(dg, b"xyz")
+    dest = os.path.join(cache_dir, "out", "blob")
+    os.makedirs(os.path.dirname(dest))
+    c.link_into(dg, dest)
+    assert os.path.samefile(dest, c.path(dg))
+    os.unlink(dest)
+
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    c.link_into(dg, dest)
+    assert not os.path.samefile(dest, c.path(dg))
+    with open(dest, "rb") as f:
+        assert f.read() == b"xyz"
+    assert os.listdir(os.path.dirname(dest)) == ["blob"]
+
+
+def test_blobcache_prunes_stale_temp_files(cache_dir):
+    d = os.path.join(cache_dir, "sha256")
+    os.makedirs(d)
+    old, fresh = os.path.join(d, ".tmp-old"), os.path.join(d, ".tmp-fresh")
+    for p in (old, fresh):
+        with open(p, "w") as f:
+            f.write("partial")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    c = BlobCache(cache_dir)
+    c.put_bytes(_digest(b"q"), b"q")
+    assert not os.path.exists(old)
+    assert os.path.exists(fresh)  # may belong to a running writer
