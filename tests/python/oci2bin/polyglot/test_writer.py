@@ -340,6 +340,7 @@ def test_streaming_memory(tmp_path, loader_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     peak_kb = int(r.stdout.strip())
+    print(f"peak RSS writing a 400 MB image: {peak_kb // 1024} MB")
     assert peak_kb < 150 * 1024, f"peak RSS {peak_kb} KB"
     assert os.path.getsize(out) > size
 
