@@ -18,6 +18,8 @@ int root_open_dir(int rootfd, const char *rel, int create);
 int root_open(int rootfd, const char *rel, int flags, mode_t mode);
 /* Splits a normalised path into parent ("." if none) and leaf; buffers of PATH_MAX. */
 void path_split(const char *rel, char *parent, char *leaf);
+/* Tests only: 1 forces the component walk even where openat2 exists. */
+void pathres_force_walk(int on);
 /* Removes path (a file or a whole tree) relative to dirfd, without following symlinks. */
 int remove_tree_at(int dirfd, const char *name);
 #endif

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Builds and runs one loader unit test, exactly as CI does:
+#   tests/c/loader/build_test.sh TEST_NAME [ARCH]     (run from the repository root)
+# The test program links the loader's sources except main.c/entry.c, plus the Zig glue object.
+set -eu
+T=$1
+ARCH=${2:-x86_64}
+if [ -z "${OUT:-}" ]; then
+    OUT=$(mktemp -d)
+    trap 'rm -rf "$OUT"' EXIT
+fi
+Z=${Z:-"/opt/devenv/bin/python -m ziglang"}
+$Z build-obj -target "$ARCH-linux-musl" -O ReleaseFast -fstrip -femit-bin="$OUT/zig_glue.o" src/c/loader/zig_glue.zig
+SRCS=$(ls src/c/loader/*.c | grep -v -e '/main\.c$' -e '/entry\.c$')
+# shellcheck disable=SC2086
+$Z cc -target "$ARCH-linux-musl" -static -Os -std=gnu11 -Wall -Wextra -Werror -ffile-prefix-map="$PWD"=. \
+    -Isrc/c/loader -Itests/c/loader -o "$OUT/$T" "tests/c/loader/$T.c" $SRCS "$OUT/zig_glue.o"
+"$OUT/$T"

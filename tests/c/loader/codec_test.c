@@ -1,0 +1,101 @@
+/* Unit tests for codec.c (none/gzip detection, gzip inflate via Zig std, SHA-256 verification). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "tap.h"
+
+/* gzip.compress(b'hello oci2bin\n' * 200, mtime=0) */
+static const unsigned char GZ[] = {
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57, 0xc8, 0x4f, 0xce,
+    0x34, 0x4a, 0xca, 0xcc, 0xe3, 0xca, 0x18, 0xe5, 0x8d, 0xf2, 0x46, 0x79, 0xa3, 0xbc, 0x51, 0xde, 0x28, 0x6f, 0x94,
+    0x37, 0xca, 0x1b, 0xe5, 0x8d, 0xf2, 0x86, 0x15, 0x0f, 0x00, 0xd4, 0xab, 0x01, 0xf9, 0xf0, 0x0a, 0x00, 0x00};
+
+static int memfile(const void *data, size_t len, size_t prefix)
+{
+    int fd = memfd_create("codec_test", MFD_CLOEXEC);
+    char z[64] = {0};
+    if (prefix)
+        write_all(fd, z, prefix);
+    write_all(fd, data, len);
+    return fd;
+}
+
+static size_t drain(codec *c, char *out, size_t cap, oerr *e, ssize_t *last)
+{
+    size_t n = 0;
+    ssize_t r;
+    while ((r = codec_read(c, out + n, cap - n > 100 ? 100 : cap - n, e)) > 0)
+        n += (size_t)r;
+    *last = r;
+    return n;
+}
+
+int main(void)
+{
+    char hex[65];
+    sha256_hex("abc", 3, hex);
+    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256(\"abc\")");
+    sha256_hex("", 0, hex);
+    is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "SHA-256(\"\")");
+
+    oerr e = {0};
+    codec c;
+    static char out[8192];
+    ssize_t last;
+    int fd = memfile(GZ, sizeof GZ, 16);
+    ok(codec_open(&c, fd, 16, sizeof GZ, 1, "gz", &e) == 0 && c.kind == CODEC_GZIP, "gzip detected at an offset");
+    size_t n = drain(&c, out, sizeof out, &e, &last);
+    ok(last == 0 && n == 14 * 200 && memcmp(out, "hello oci2bin\nhello", 19) == 0, "gzip inflates (%zu bytes)", n);
+    sha256_hex(GZ, sizeof GZ, hex);
+    ok(codec_verify(&c, hex, &e) == 0, "digest of the raw blob verifies");
+    codec_close(&c);
+    ok(codec_open(&c, fd, 16, sizeof GZ, 1, "gz", &e) == 0, "reopen");
+    drain(&c, out, sizeof out, &e, &last);
+    ok(codec_verify(&c, "0000000000000000000000000000000000000000000000000000000000000000", &e) == -1 &&
+           strstr(e.msg, "does not match"),
+       "digest mismatch is an error");
+    codec_close(&c);
+    close(fd);
+
+    unsigned char bad[sizeof GZ];
+    memcpy(bad, GZ, sizeof GZ);
+    bad[20] ^= 0x55;
+    fd = memfile(bad, sizeof bad, 0);
+    codec_open(&c, fd, 0, sizeof bad, 0, "bad", &e);
+    drain(&c, out, sizeof out, &e, &last);
+    ok(last < 0 && strstr(e.msg, "gzip"), "corrupt gzip is an error (%s)", e.msg);
+    codec_close(&c);
+    close(fd);
+
+    fd = memfile(GZ, sizeof GZ - 12, 0);
+    codec_open(&c, fd, 0, sizeof GZ - 12, 0, "trunc", &e);
+    drain(&c, out, sizeof out, &e, &last);
+    ok(last < 0, "truncated gzip is an error");
+    codec_close(&c);
+    close(fd);
+
+    fd = memfile("plain tar bytes", 15, 0);
+    ok(codec_open(&c, fd, 0, 15, 0, "plain", &e) == 0 && c.kind == CODEC_NONE, "uncompressed detected");
+    n = drain(&c, out, sizeof out, &e, &last);
+    ok(n == 15 && last == 0 && memcmp(out, "plain tar bytes", 15) == 0, "uncompressed passes through");
+    codec_close(&c);
+    close(fd);
+
+    static const unsigned char ZST[] = {0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x01, 0x09, 0x00, 0x00, 0x0a};
+    fd = memfile(ZST, sizeof ZST, 0);
+    int zrc = codec_open(&c, fd, 0, sizeof ZST, 0, "z", &e);
+#ifdef OCI2BIN_HAVE_ZSTD
+    n = drain(&c, out, sizeof out, &e, &last);
+    ok(zrc == 0 && c.kind == CODEC_ZSTD && n == 1 && out[0] == '\n', "zstd frame decodes");
+#else
+    ok(zrc == -1 && strstr(e.msg, "zstd"), "zstd without libzstd: clear error");
+#endif
+    codec_close(&c);
+    close(fd);
+    return tap_done();
+}
