@@ -23,6 +23,7 @@ import http.client
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -686,6 +688,122 @@ class FaultProxy:
         return [p for m, p, _ in self.requests if m == "GET" and "/blobs/" in p]
 
     def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+# ------------------------------------------------------------------------------------------- forward proxy
+
+
+class ForwardProxy:
+    """Minimal HTTP forward proxy (CONNECT tunnels + absolute-URI GET/HEAD), like a corporate proxy.
+
+    ``requests`` records (method, target); ``auth``: required ``Proxy-Authorization`` value (407 otherwise).
+    """
+
+    def __init__(self, auth: str | None = None):
+        self.requests: list[tuple[str, str]] = []
+        self.auth = auth
+        self._lock = threading.Lock()
+        proxy = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _allowed(self) -> bool:
+                with proxy._lock:
+                    proxy.requests.append((self.command, self.path))
+                if proxy.auth and self.headers.get("Proxy-Authorization") != proxy.auth:
+                    self.send_response(407)
+                    self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return False
+                return True
+
+            def do_CONNECT(self):
+                if not self._allowed():
+                    return
+                host, _, port = self.path.rpartition(":")
+                try:
+                    upstream = socket.create_connection(
+                        (host.strip("[]"), int(port)), 10
+                    )
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+                conns = [self.connection, upstream]
+                try:
+                    while True:
+                        readable, _, _ = select.select(conns, [], [], 30)
+                        if not readable:
+                            break
+                        for s in readable:
+                            data = s.recv(65536)
+                            if not data:
+                                return
+                            (
+                                upstream if s is self.connection else self.connection
+                            ).sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    upstream.close()
+
+            def _forward(self):
+                if not self._allowed():
+                    return
+                u = urllib.parse.urlsplit(self.path)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower()
+                    not in ("proxy-authorization", "proxy-connection", "connection")
+                }
+                conn = http.client.HTTPConnection(u.netloc, timeout=30)
+                try:
+                    conn.request(
+                        self.command,
+                        u.path + ("?" + u.query if u.query else ""),
+                        headers=headers,
+                    )
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in (
+                            "connection",
+                            "transfer-encoding",
+                            "keep-alive",
+                            "content-length",
+                        ):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(body)
+                finally:
+                    conn.close()
+
+            do_GET = do_HEAD = _forward
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ForwardProxy:  # noqa: PYI034
         self._thread.start()
         return self
 

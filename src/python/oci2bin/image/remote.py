@@ -18,6 +18,7 @@ and credential helpers (:mod:`.auth`), blobs shared through the content-addresse
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import email.utils
 import hashlib
@@ -507,43 +508,53 @@ class RegistryClient:
     # -- connections ------------------------------------------------------------------------------------
 
     def _connection(self, scheme: str, hostport: str) -> http.client.HTTPConnection:
+        """A new connection; through $HTTPS_PROXY (CONNECT tunnel) / $HTTP_PROXY when set."""
         proxy = _proxy_for(scheme, hostport)
         if scheme == "https":
             if proxy:
-                ph, pp = split_host_port(proxy)
+                ph, pp = split_host_port(proxy[0])
                 c = http.client.HTTPSConnection(
                     ph, pp, timeout=CONNECT_TIMEOUT, context=self._ssl
                 )
-                c.set_tunnel(hostport)
+                tunnel_headers = {"Proxy-Authorization": proxy[1]} if proxy[1] else None
+                c.set_tunnel(hostport, headers=tunnel_headers)
                 return c
             return http.client.HTTPSConnection(
                 hostport, timeout=CONNECT_TIMEOUT, context=self._ssl
             )
         if proxy:
-            ph, pp = split_host_port(proxy)
+            ph, pp = split_host_port(proxy[0])
             c = http.client.HTTPConnection(ph, pp, timeout=CONNECT_TIMEOUT)
-            c._oci2bin_proxied = True  # type: ignore[attr-defined]
+            c._oci2bin_proxied = proxy  # type: ignore[attr-defined]
             return c
         return http.client.HTTPConnection(hostport, timeout=CONNECT_TIMEOUT)
+
+    @staticmethod
+    def _target(conn, url: str, headers: dict[str, str]) -> str:
+        """Request target: the path, or the absolute URL through a plain HTTP proxy."""
+        proxied = getattr(conn, "_oci2bin_proxied", None)
+        if proxied:
+            if proxied[1]:
+                headers["Proxy-Authorization"] = proxied[1]
+            return url
+        u = urllib.parse.urlsplit(url)
+        return u.path + ("?" + u.query if u.query else "")
 
     def _send(
         self, method: str, url: str, headers: dict[str, str]
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         u = urllib.parse.urlsplit(url)
-        target = u.path + ("?" + u.query if u.query else "")
         conn = self.pool.get(url)
         if conn is not None:
             # an idle keep-alive connection the server may have closed meanwhile: one try, then a fresh one
-            if getattr(conn, "_oci2bin_proxied", False):
-                target = url
+            target = self._target(conn, url, headers)
             try:
                 conn.request(method, target, headers=headers)
                 return conn, conn.getresponse()
             except (*_DROPPED, OSError):
                 conn.close()
         conn = self._connection(u.scheme, u.netloc)
-        if getattr(conn, "_oci2bin_proxied", False):
-            target = url
+        target = self._target(conn, url, headers)
         try:
             conn.connect()
         except (ssl.SSLError, ssl.CertificateError):
@@ -1021,8 +1032,8 @@ def _media_type(body: bytes, content_type: str) -> str:
     return mt
 
 
-def _proxy_for(scheme: str, hostport: str) -> str | None:
-    """host:port of the HTTP(S) proxy from the environment, or None (never for loopback)."""
+def _proxy_for(scheme: str, hostport: str) -> tuple[str, str | None] | None:
+    """(host:port, Proxy-Authorization or None) of the environment's proxy for a URL; never for loopback."""
     if is_loopback_host(hostport):
         return None
     proxies = urllib.request.getproxies_environment()
@@ -1033,7 +1044,16 @@ def _proxy_for(scheme: str, hostport: str) -> str | None:
     if urllib.request.proxy_bypass_environment(host, proxies):
         return None
     u = urllib.parse.urlsplit(p if "://" in p else "http://" + p)
-    return u.netloc.rsplit("@", 1)[-1] or None
+    netloc = u.netloc.rsplit("@", 1)[-1]
+    if not netloc:
+        return None
+    if ":" not in netloc.rsplit("]", 1)[-1]:
+        netloc += ":80"
+    auth = None
+    if u.username is not None:
+        raw = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
+        auth = "Basic " + base64.b64encode(raw.encode()).decode()
+    return netloc, auth
 
 
 # --------------------------------------------------------------------------------------------- API

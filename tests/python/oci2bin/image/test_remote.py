@@ -43,6 +43,7 @@ from oci2bin.image.remote import (
 
 from tests.rig.registry import (
     FaultProxy,
+    ForwardProxy,
     Registry,
     RegistryRig,
     blob_data_path,
@@ -470,6 +471,56 @@ def test_https_certificate_verification(rig, env, tls, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", tls.cert)
     r = pull(ref, env.out("verified"))
     check_layout(rig, env.out("verified"), r)
+
+
+def _set_proxy_env(monkeypatch, **values):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name.upper(), value)
+
+
+def test_https_proxy(rig, env, tls, monkeypatch):
+    if tls.ext is None:
+        pytest.skip("no non-loopback IPv4 address")
+    import base64
+
+    monkeypatch.setenv("SSL_CERT_FILE", tls.cert)
+    need = "Basic " + base64.b64encode(b"pu:p@ss").decode()
+    with ForwardProxy(auth=need) as px:
+        proxy_url = px.url.replace("http://", "http://pu:p%40ss@")
+        _set_proxy_env(monkeypatch, https_proxy=proxy_url)
+        r = pull(f"{tls.ext.host}/test/busybox", env.out("via-proxy"))
+        check_layout(rig, env.out("via-proxy"), r)
+        assert px.requests and set(px.requests) == {("CONNECT", tls.ext.host)}
+        n = len(px.requests)
+        pull(
+            f"{tls.loop.host}/test/busybox", env.out("loopback")
+        )  # loopback: never proxied
+        _set_proxy_env(monkeypatch, https_proxy=proxy_url, no_proxy=tls.ext.bind)
+        pull(f"{tls.ext.host}/test/busybox", env.out("no-proxy"))
+        assert len(px.requests) == n
+        _set_proxy_env(monkeypatch, https_proxy=px.url)  # no proxy credentials: 407
+        with pytest.raises(RegistryUnreachable, match="407"):
+            pull(f"{tls.ext.host}/test/busybox", env.out("x"))
+
+
+def test_http_proxy_for_insecure_registry(rig, env, monkeypatch):
+    ip = non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("no non-loopback IPv4 address")
+    with FaultProxy(rig.open.host, bind=ip) as reg, ForwardProxy() as px:
+        _set_proxy_env(monkeypatch, http_proxy=px.url)
+        r = pull(
+            f"{reg.host}/test/busybox",
+            env.out("http-proxy"),
+            insecure_registries=[reg.host],
+        )
+        assert r.digest == rig.images["busybox"]
+        assert px.requests
+        assert all(t.startswith(f"http://{reg.host}/v2/") for _, t in px.requests)
 
 
 def test_error_is_user_error(rig, env):
