@@ -78,13 +78,16 @@ def rig():
         rig.push(f"{src}/busybox:latest", f"{o}/test/busybox:v1")
         rig.push(f"{src}/busybox:latest", f"{o}/test/v2s2:latest", fmt="v2s2")
         rig.push(f"{src}/multi:latest", f"{o}/test/multi:latest", all=True)
+        rig.push(
+            f"{src}/multi:latest", f"{o}/test/multi-v2s2:latest", all=True, fmt="v2s2"
+        )
         rig.push(f"{src}/corrupt:latest", f"{o}/test/corrupt:latest")
         rig.push(f"{src}/oversize:latest", f"{o}/test/oversize:latest")
         rig.push(f"{src}/busybox:latest", f"{b}/test/busybox:latest", creds=True)
         rig.push(f"{src}/busybox:latest", f"{t}/test/busybox:latest", creds=True)
         rig.push(f"{src}/secret:latest", f"{t}/private/secret:latest", creds=True)
         # skopeo compresses uncompressed layers on push: take digests from the registry
-        for name in ("busybox", "v2s2", "corrupt", "multi"):
+        for name in ("busybox", "v2s2", "corrupt", "multi", "multi-v2s2"):
             img[name] = manifest_digest(f"docker://{o}/test/{name}:latest", rig.root)
         rig.raw = {
             n: skopeo_inspect(f"docker://{o}/test/{n}:latest", rig.root, raw=True)
@@ -288,6 +291,20 @@ def test_platform_selection(rig, env, plat, arch, variant):
     assert m["platform"]["architecture"] == arch
     # only the selected image's blobs are in the layout (the index is not)
     assert not os.path.exists(os.path.join(out, "blobs", "sha256", r.index_digest[7:]))
+
+
+def test_docker_manifest_list(rig, env):
+    raw = skopeo_inspect(
+        f"docker://{rig.open.host}/test/multi-v2s2", rig.root, raw=True
+    )
+    assert raw["mediaType"] == remote.MT_DOCKER_LIST
+    out = env.out("list")
+    r = pull(f"{rig.open.host}/test/multi-v2s2", out, platform="linux/arm64/v8")
+    assert r.index_digest == rig.images["multi-v2s2"]
+    assert r.media_type == remote.MT_DOCKER_MANIFEST
+    assert r.platform == "linux/arm64/v8"
+    manifest = check_layout(rig, out, r)
+    assert layer_file(out, manifest, "data/arch") == b"arm64\n"
 
 
 def test_default_platform_is_host(rig, env, monkeypatch):
