@@ -134,11 +134,74 @@ def parse_elf_unchecked(data: bytes) -> Elf:
     return Elf(machine, ELF_ARCH.get(machine, str(machine)), phoff, phnum, phentsize, 0)
 
 
+PT_PHDR = 6
+PF_R = 4
+HEAD_PHDR_OFFSET = BLOCK  # the head program header table sits right after tar header #1
+
+
+def head_program_headers(data: bytes, elf: Elf, l_off: int) -> bytes:
+    """The program header table the kernel reads (at file offset 512, see docs/format.md).
+
+    It is the loader's own table with every p_offset += L_OFF, plus one read-only PT_LOAD that maps the file's
+    first L_OFF bytes (this table included) just below the loader's lowest segment. With it, AT_PHDR points
+    at this table however it is computed: by the segment that holds e_phoff (Linux >= 5.18), or as
+    "lowest vaddr - its p_offset + e_phoff" (older kernels, qemu-user). musl's static start-up walks AT_PHDR
+    to find PT_TLS, so a wrong AT_PHDR crashes the loader before main().
+    """
+    entries = [
+        list(PHDR.unpack_from(data, elf.phoff + i * elf.phentsize))
+        for i in range(elf.phnum)
+    ]
+    loads = [e for e in entries if e[0] == PT_LOAD]
+    min_vaddr = min(e[3] for e in loads)
+    if e_type_of(data) != 2 or min_vaddr < l_off + 0x10000:
+        raise UserError(
+            "the loader is not a fixed-address static executable (ET_EXEC above 64 KiB)",
+            "build it with the project's static_c_binary toolchain (-static, no PIE)",
+        )
+    head_vaddr = min_vaddr - l_off
+    size = (len(entries) + 1) * PHDR.size
+    out = []
+    for e in entries:
+        e[2] += l_off  # p_offset
+        if e[0] == PT_PHDR:
+            e = [
+                PT_PHDR,
+                PF_R,
+                HEAD_PHDR_OFFSET,
+                head_vaddr + HEAD_PHDR_OFFSET,
+                head_vaddr + HEAD_PHDR_OFFSET,
+                size,
+                size,
+                8,
+            ]
+        out.append(e)
+    head_load = [
+        PT_LOAD,
+        PF_R,
+        0,
+        head_vaddr,
+        head_vaddr,
+        HEAD_PHDR_OFFSET + size,
+        HEAD_PHDR_OFFSET + size,
+        max(elf.max_load_align, MIN_LOADER_OFFSET),
+    ]
+    # PT_PHDR, if present, must precede every PT_LOAD; PT_LOADs must be sorted by vaddr.
+    first_load = next(i for i, e in enumerate(out) if e[0] == PT_LOAD)
+    out.insert(first_load, head_load)
+    return b"".join(PHDR.pack(*e) for e in out)
+
+
+def e_type_of(data: bytes) -> int:
+    return EHDR.unpack_from(data, 0)[1]
+
+
 def head_elf_header(data: bytes, l_off: int) -> bytes:
-    """The 64-byte ELF header at file offset 0: e_phoff += L_OFF, no section headers."""
+    """The 64-byte ELF header at file offset 0: the head program header table, no section headers."""
     fields = list(EHDR.unpack_from(data, 0))
-    fields[5] += l_off  # e_phoff
+    fields[5] = HEAD_PHDR_OFFSET  # e_phoff
     fields[6] = 0  # e_shoff
+    fields[10] += 1  # e_phnum: the head PT_LOAD
     fields[12] = 0  # e_shnum
     fields[13] = 0  # e_shstrndx
     return EHDR.pack(*fields)

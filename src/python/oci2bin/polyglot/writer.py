@@ -30,6 +30,7 @@ from oci2bin.polyglot.format import (
     TAR_EOF,
     Footer,
     head_elf_header,
+    head_program_headers,
     pad_len,
     parse_elf,
     relocate_loader,
@@ -183,7 +184,8 @@ def write_polyglot(
                     mtime,
                 )
             )
-            out.write(b"\0" * (l_off - BLOCK))
+            table = head_program_headers(loader, elf, l_off)
+            out.write(table + b"\0" * (l_off - BLOCK - len(table)))
             out.write(relocate_loader(loader, elf, l_off))
             out.pad()
             entries: list[list] = []
