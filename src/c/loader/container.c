@@ -21,8 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "mounts.h"
 #include "ns.h"
+#include "patch.h"
 #include "rootfs.h"
 
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
@@ -39,6 +41,8 @@ typedef struct run {
     int exec_rd, exec_wr; /* closed (CLOEXEC) when the child execs */
     int ready_rd, ready_wr; /* fallback path: "namespaces created, write the maps" */
     idmap_info idm;
+    int use_cache;
+    cache cache;
 } run;
 
 static volatile pid_t g_child;
@@ -69,6 +73,44 @@ static const char *tmp_base(void)
     return "/tmp";
 }
 
+/* Private extraction into the run dir's tmpfs (--no-cache, and the fallback when overlay is unavailable). */
+static int private_rootfs(run *r, char *rootfs, size_t sz, oerr *e)
+{
+    snprintf(rootfs, sz, "%s/rootfs", r->rundir);
+    if (mkdir(rootfs, 0755) < 0)
+        return oerr_sys(e, errno, NULL, "cannot create %s", rootfs);
+    int rootfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return oerr_sys(e, errno, NULL, "cannot open %s", rootfs);
+    dbg("extracting %zu layers into a private tmpfs", r->img->n_layers);
+    int rc = rootfs_extract(r->p, r->img, rootfd, !r->idm.single_id, e);
+    if (rc == 0 && r->idm.single_id)
+        rc = patch_single_id(rootfd, e);
+    close(rootfd);
+    return rc;
+}
+
+/* The cached rootfs as the read-only lower layer of an overlay whose upper layer lives in the tmpfs. */
+static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e)
+{
+    char upper[4200], work[4200];
+    *fallback = 0;
+    if (cache_ensure(&r->cache, r->p, r->img, !r->idm.single_id, r->idm.single_id, e))
+        return -1;
+    snprintf(upper, sizeof upper, "%s/upper", r->rundir);
+    snprintf(work, sizeof work, "%s/work", r->rundir);
+    snprintf(rootfs, sz, "%s/merged", r->rundir);
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(rootfs, 0755) < 0)
+        return oerr_sys(e, errno, NULL, "cannot create directories in %s", r->rundir);
+    if (mounts_overlay(r->cache.entry, upper, work, rootfs) < 0) {
+        dbg("overlay over %s: %s; using a private extraction instead", r->cache.entry, strerror(errno));
+        *fallback = 1;
+        return 0;
+    }
+    dbg("rootfs: overlay of %s with a private writable layer", r->cache.entry);
+    return 0;
+}
+
 static int child_setup(run *r, oerr *e)
 {
     char rootfs[4200];
@@ -80,19 +122,18 @@ static int child_setup(run *r, oerr *e)
     if (n != 1)
         return oerr_set(e, "the loader stopped before the container started: see the message above");
     close(r->sync_rd);
-    r->idm.single_id = c == '1';
+    if (c == '1' && !r->idm.single_id) {
+        /* the parent fell back to the single-id map after planning: the cache key no longer fits */
+        r->idm.single_id = 1;
+        r->use_cache = 0;
+    }
     if (mounts_private_tmpfs(r->rundir, e))
         return -1;
-    snprintf(rootfs, sizeof rootfs, "%s/rootfs", r->rundir);
-    if (mkdir(rootfs, 0755) < 0)
-        return oerr_sys(e, errno, NULL, "cannot create %s", rootfs);
-    int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0)
-        return oerr_sys(e, errno, NULL, "cannot open %s", rootfs);
-    dbg("extracting %zu layers into a private tmpfs", r->img->n_layers);
-    if (rootfs_extract(r->p, r->img, rootfd, 0, e))
+    int fallback = 1;
+    if (r->use_cache && cached_rootfs(r, rootfs, sizeof rootfs, &fallback, e))
         return -1;
-    close(rootfd);
+    if (fallback && private_rootfs(r, rootfs, sizeof rootfs, e))
+        return -1;
     if (mounts_setup_rootfs(rootfs, e))
         return -1;
     if (r->hostname && sethostname(r->hostname, strlen(r->hostname)) < 0)
@@ -234,6 +275,15 @@ int container_run(const options *o, const payload *p, const image *img, const ex
     }
     r.ready_rd = fds[0], r.ready_wr = fds[1];
 
+    ns_plan_maps(&r.idm);
+    r.cache.lockfd = -1;
+    if (!o->no_cache) {
+        oerr ce = {0};
+        r.use_cache = cache_open(&r.cache, o, p->config_digest, r.idm.mode, &ce) == 0;
+        if (!r.use_cache)
+            warnmsg("%s; running without the rootfs cache", ce.msg);
+    }
+
     sigset_t block, old;
     sigemptyset(&block);
     for (size_t i = 0; i < N_FORWARDED; i++)
@@ -320,5 +370,6 @@ out:
         close(r.ready_wr);
     if (rmdir(r.rundir) < 0 && errno != ENOENT)
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
+    cache_close(&r.cache);
     return rc;
 }

@@ -1,11 +1,18 @@
-/* Id maps for the container's user namespace. */
+/* Id maps for the container's user namespace: root maps the whole id space 1:1; an unprivileged caller
+ * with an /etc/subuid + /etc/subgid range and newuidmap/newgidmap maps 0 -> itself and 1..N -> the range
+ * (owners in layers are kept); otherwise only container 0 -> the caller (the rootfs is then patched, see
+ * patch.c). */
 #define _GNU_SOURCE
 #include "ns.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int write_proc(pid_t pid, const char *file, const char *text, oerr *e)
@@ -25,13 +32,133 @@ static int write_proc(pid_t pid, const char *file, const char *text, oerr *e)
     return 0;
 }
 
+static int find_helper(const char *name, char *out, size_t outsz)
+{
+    static const char *const dirs[] = {"/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(out, outsz, "%s/%s", dirs[i], name);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* First "name:start:count" or "uid:start:count" line of file for this user. */
+static int sub_range(const char *file, const char *name, uid_t id, unsigned long *start, unsigned long *count)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return -1;
+    char line[512], idstr[32];
+    snprintf(idstr, sizeof idstr, "%u", (unsigned)id);
+    int rc = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = 0;
+        if (strcmp(line, idstr) != 0 && (!name || strcmp(line, name) != 0))
+            continue;
+        char *end;
+        *start = strtoul(c1 + 1, &end, 10);
+        *count = strtoul(c2 + 1, &end, 10);
+        if (*count > 0) {
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void ns_plan_maps(idmap_info *info)
+{
+    memset(info, 0, sizeof *info);
+    const char *force = getenv("OCI2BIN_SINGLE_ID");
+    if (force && *force && strcmp(force, "0") != 0) {
+        info->single_id = 1;
+        strcpy(info->mode, "s");
+        return;
+    }
+    if (geteuid() == 0) {
+        info->full_root = 1;
+        strcpy(info->mode, "r0");
+        return;
+    }
+    struct passwd *pw = getpwuid(geteuid());
+    const char *name = pw ? pw->pw_name : NULL;
+    if (sub_range("/etc/subuid", name, geteuid(), &info->uid_start, &info->uid_count) == 0 &&
+        sub_range("/etc/subgid", name, geteuid(), &info->gid_start, &info->gid_count) == 0 &&
+        find_helper("newuidmap", info->newuidmap, sizeof info->newuidmap) == 0 &&
+        find_helper("newgidmap", info->newgidmap, sizeof info->newgidmap) == 0) {
+        info->helpers = 1;
+        snprintf(info->mode, sizeof info->mode, "r%lu.%lu", info->uid_start, info->gid_start);
+        return;
+    }
+    info->single_id = 1;
+    strcpy(info->mode, "s");
+}
+
+static int run_helper(const char *helper, pid_t pid, unsigned id, unsigned long start, unsigned long count,
+                      oerr *e)
+{
+    char a_pid[24], a_id[24], a_start[24], a_count[24];
+    snprintf(a_pid, sizeof a_pid, "%d", (int)pid);
+    snprintf(a_id, sizeof a_id, "%u", id);
+    snprintf(a_start, sizeof a_start, "%lu", start);
+    snprintf(a_count, sizeof a_count, "%lu", count);
+    char *argv[] = {(char *)helper, a_pid, "0", a_id, "1", "1", a_start, a_count, NULL};
+    pid_t h = fork();
+    if (h < 0)
+        return oerr_sys(e, errno, NULL, "cannot run %s", helper);
+    if (h == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0 && !g_debug) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execv(helper, argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(h, &st, 0) < 0)
+        if (errno != EINTR)
+            return oerr_sys(e, errno, NULL, "waiting for %s", helper);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return oerr_set(e, "%s failed (status %d): check /etc/subuid and /etc/subgid", helper,
+                        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    return 0;
+}
+
 int ns_write_maps(pid_t pid, idmap_info *info, oerr *e)
 {
     char map[64];
-    info->single_id = 1;
+    if (info->full_root) {
+        if (write_proc(pid, "uid_map", "0 0 4294967295\n", e) || write_proc(pid, "gid_map", "0 0 4294967295\n", e))
+            return -1;
+        dbg("id map: all ids 1:1 (caller is root)");
+        return 0;
+    }
+    if (info->helpers) {
+        oerr he = {0};
+        if (run_helper(info->newuidmap, pid, (unsigned)geteuid(), info->uid_start, info->uid_count, &he) < 0) {
+            /* Nothing written yet: the single-id map still works. */
+            dbg("%s; falling back to the single-id map", he.msg);
+            info->helpers = 0;
+            info->single_id = 1;
+            strcpy(info->mode, "s");
+        } else if (run_helper(info->newgidmap, pid, (unsigned)getegid(), info->gid_start, info->gid_count, &he) < 0) {
+            /* The uid map is written and cannot be rewritten. */
+            return oerr_set(e, "%s: fix /etc/subgid or the uidmap package, or set OCI2BIN_SINGLE_ID=1", he.msg);
+        } else {
+            dbg("id map: 0 -> %u, 1..%lu -> %lu.. (uid), %lu.. (gid) via newuidmap/newgidmap", (unsigned)geteuid(),
+                info->uid_count, info->uid_start, info->gid_start);
+            return 0;
+        }
+    }
     /* setgroups must be denied before an unprivileged gid_map write (missing on < 3.19: fine). */
     oerr tmp;
-    if (write_proc(pid, "setgroups", "deny", &tmp) < 0 && errno != ENOENT)
+    if (write_proc(pid, "setgroups", "deny", &tmp) < 0)
         dbg("setgroups deny: %s", tmp.msg);
     snprintf(map, sizeof map, "0 %u 1\n", (unsigned)geteuid());
     if (write_proc(pid, "uid_map", map, e))
