@@ -6,7 +6,10 @@
 No docker / skopeo / crane needed: stdlib HTTP (``http.client``), credentials from docker/podman auth files
 and credential helpers (:mod:`.auth`), blobs shared through the content-addressed cache (:mod:`.blobcache`).
 
-* HTTPS always; plain HTTP (and unverified TLS) only for loopback registries and ``insecure_registries``.
+* HTTPS always; plain HTTP (and unverified TLS) only for loopback registries and ``insecure_registries``
+  (plus ``$OCI2BIN_INSECURE_REGISTRIES``, comma- or space-separated host[:port] list).
+* Proxies from ``$HTTPS_PROXY`` / ``$HTTP_PROXY`` / ``$NO_PROXY`` (never for loopback); CAs from the system
+  store or ``$SSL_CERT_FILE``.
 * An image index / manifest list is resolved to one platform (default: the host's, linux/amd64 or
   linux/arm64); the layout gets that single-platform manifest, byte for byte, with its media type (docker
   schema 2 manifests stay docker schema 2).
@@ -1086,7 +1089,9 @@ _clients_lock = threading.Lock()
 
 
 def _client_for(ref: Reference, insecure_registries: Iterable[str]) -> RegistryClient:
-    insecure = {normalize_registry(s).lower() for s in insecure_registries or () if s}
+    names = list(insecure_registries or ())
+    names += os.environ.get("OCI2BIN_INSECURE_REGISTRIES", "").replace(",", " ").split()
+    insecure = {normalize_registry(s).lower() for s in names if s}
     host = ref.api_host
     is_insecure = host.lower() in insecure or ref.registry.lower() in insecure
     return RegistryClient(host, insecure=is_insecure, auth_registry=ref.registry)

@@ -115,6 +115,11 @@ def env(rig, monkeypatch):
         "REGISTRY_AUTH_FILE",
         "XDG_RUNTIME_DIR",
         "OCI2BIN_BLOB_CACHE",
+        "OCI2BIN_INSECURE_REGISTRIES",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
     ):
         monkeypatch.delenv(v, raising=False)
     monkeypatch.setattr(remote, "BACKOFF_BASE", 0.01)
@@ -444,7 +449,7 @@ def test_unreachable(rig, env):
     assert not os.path.exists(env.out("x"))
 
 
-def test_plain_http_only_for_loopback_or_insecure(rig, env):
+def test_plain_http_only_for_loopback_or_insecure(rig, env, monkeypatch):
     ip = non_loopback_ipv4()
     if ip is None:
         pytest.skip("no non-loopback IPv4 address")
@@ -460,6 +465,8 @@ def test_plain_http_only_for_loopback_or_insecure(rig, env):
         assert resolve(
             f"{px.host}/test/busybox", insecure_registries=[f"http://{px.host}"]
         )
+        monkeypatch.setenv("OCI2BIN_INSECURE_REGISTRIES", f"other.example, {px.host}")
+        assert resolve(f"{px.host}/test/busybox") == rig.images["busybox"]
     assert not os.path.exists(env.out("x"))
 
 
