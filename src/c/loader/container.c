@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "container.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -34,7 +36,7 @@ typedef struct run {
     const options *o;
     const payload *p;
     const image *img;
-    const exec_plan *plan;
+    exec_plan *plan;
     const char *hostname;
     char rundir[4096];
     int sync_rd, sync_wr; /* parent -> child: "id maps written" */
@@ -109,6 +111,29 @@ static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e
     }
     dbg("rootfs: overlay of %s with a private writable layer", r->cache.entry);
     return 0;
+}
+
+/* Removes run dirs left by loaders killed (SIGKILL) during setup: ours, empty, older than an hour. A run
+ * dir in use is removed by its loader as soon as the command starts, so only a setup running for more
+ * than an hour could be confused with a leftover. */
+static void sweep_run_dirs(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    struct dirent *de;
+    time_t now = time(NULL);
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (strncmp(de->d_name, "oci2bin-run-", 12) != 0 || strlen(de->d_name) != 18)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid() || st.st_mtime > now - 3600)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+            dbg("removed stale run directory %s/%s", base, de->d_name);
+    }
+    closedir(d);
 }
 
 static int child_setup(run *r, oerr *e)
@@ -250,11 +275,12 @@ static int wait_child(pid_t pid, oerr *e)
     return EXIT_SETUP;
 }
 
-int container_run(const options *o, const payload *p, const image *img, const exec_plan *plan,
+int container_run(const options *o, const payload *p, const image *img, exec_plan *plan,
                   const char *hostname, oerr *e)
 {
     run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname};
     int fds[2];
+    sweep_run_dirs(tmp_base());
     snprintf(r.rundir, sizeof r.rundir, "%s/oci2bin-run-XXXXXX", tmp_base());
     if (!mkdtemp(r.rundir))
         return oerr_sys(e, errno, "set TMPDIR to a writable directory", "cannot create a run directory in %s",

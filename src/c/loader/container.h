@@ -7,6 +7,6 @@
 #include "payload.h"
 
 /* Runs the container to completion; returns the exit status for the loader (or -1 with *e). */
-int container_run(const options *o, const payload *p, const image *img, const exec_plan *plan,
+int container_run(const options *o, const payload *p, const image *img, exec_plan *plan,
                   const char *hostname, oerr *e);
 #endif

@@ -166,8 +166,9 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* Looks a user name (or uid) up in the container's /etc/passwd. */
-static int lookup_passwd(const char *name, unsigned long *uid, unsigned long *gid, int *found)
+/* Looks a user name (or a numeric uid, matched against the uid field) up in the container's /etc/passwd;
+ * home (if non-NULL, PATH_MAX bytes) receives the home directory. */
+static int lookup_passwd(const char *name, unsigned long *uid, unsigned long *gid, char *home, int *found)
 {
     *found = 0;
     FILE *f = fopen("/etc/passwd", "re");
@@ -183,10 +184,13 @@ static int lookup_passwd(const char *name, unsigned long *uid, unsigned long *gi
             if (s)
                 *s++ = 0;
         }
-        if (!fields[3] || strcmp(fields[0], name) != 0)
+        int numeric = name[0] && strspn(name, "0123456789") == strlen(name);
+        if (!fields[3] || (numeric ? strcmp(fields[2], name) : strcmp(fields[0], name)) != 0)
             continue;
         *uid = strtoul(fields[2], NULL, 10);
         *gid = strtoul(fields[3], NULL, 10);
+        if (home && fields[5] && fields[5][0] == '/')
+            snprintf(home, PATH_MAX, "%s", fields[5]);
         *found = 1;
         break;
     }
@@ -203,26 +207,44 @@ static int parse_id(const char *s, unsigned long *out)
     return *out > 65534 ? -1 : 0;
 }
 
-static int switch_user(const exec_plan *pl, int single_id, oerr *e)
+static void set_home(exec_plan *pl, unsigned long uid, const char *home)
 {
-    if (!pl->user)
+    if (env_get(&pl->env, "HOME"))
+        return;
+    char *kv = xasprintf("HOME=%s", home[0] ? home : uid == 0 ? "/root" : "/");
+    env_set(&pl->env, kv);
+    free(kv);
+}
+
+static int switch_user(exec_plan *pl, int single_id, oerr *e)
+{
+    char home[PATH_MAX] = "";
+    int found;
+    if (!pl->user) {
+        unsigned long u, g;
+        lookup_passwd("0", &u, &g, home, &found);
+        set_home(pl, 0, home);
         return 0;
+    }
     char ubuf[256];
     snprintf(ubuf, sizeof ubuf, "%s", pl->user);
     char *gpart = strchr(ubuf, ':');
     if (gpart)
         *gpart++ = 0;
-    unsigned long uid = 0, gid = 0;
+    unsigned long uid = 0, gid = 0, pu, pg;
+    if (ubuf[0] && strspn(ubuf, "0123456789") == strlen(ubuf) && parse_id(ubuf, &uid) < 0)
+        return oerr_set(e, "user id %s is out of range: use a numeric id <= 65534", ubuf);
     if (parse_id(ubuf, &uid) == 0) {
         gid = uid; /* SPEC: --user 1000 means 1000:1000 */
+        lookup_passwd(ubuf, &pu, &pg, home, &found);
     } else {
-        int found;
-        lookup_passwd(ubuf, &uid, &gid, &found);
+        lookup_passwd(ubuf, &uid, &gid, home, &found);
         if (!found)
             return oerr_set(e, "user \"%s\" is not in the image's /etc/passwd: use --user UID[:GID]", ubuf);
     }
     if (gpart && parse_id(gpart, &gid))
         return oerr_set(e, "group \"%s\" is not a number <= 65534: use --user UID:GID", gpart);
+    set_home(pl, uid, home);
     if (uid == 0 && gid == 0)
         return 0;
     if (single_id && pl->user_from_image) {
@@ -270,7 +292,7 @@ static int find_command(const char *name, const char *path_env, char *out, size_
     return -1;
 }
 
-int exec_run(const exec_plan *pl, int single_id, oerr *e)
+int exec_run(exec_plan *pl, int single_id, oerr *e)
 {
     if (mkdir_p(pl->workdir) < 0 || chdir(pl->workdir) < 0)
         return oerr_sys(e, errno, "check --workdir / the image's WorkingDir", "cannot enter working directory %s",

@@ -23,5 +23,5 @@ void exec_plan_free(exec_plan *pl);
 void env_set(strv *env, const char *kv);
 /* In the container (after pivot_root): workdir, user, PATH lookup, execve. Returns only on error,
  * with e->status 126/127/125. */
-int exec_run(const exec_plan *pl, int single_id, oerr *e);
+int exec_run(exec_plan *pl, int single_id, oerr *e);
 #endif
