@@ -51,12 +51,26 @@ def _prune(argv: list[str]) -> int:
     return cachecmd.run_prune(argv)
 
 
+def _diff(argv: list[str]) -> int:
+    from oci2bin.cli import diff
+
+    return diff.run(argv)
+
+
+def _update(argv: list[str]) -> int:
+    from oci2bin.cli import update
+
+    return update.run(argv)
+
+
 SUBCOMMANDS = {
     "assemble": _assemble,
     "mkimage": _mkimage,
     "inspect": _inspect,
     "list": _list,
     "prune": _prune,
+    "diff": _diff,
+    "update": _update,
 }
 
 

@@ -372,3 +372,41 @@ def test_mkimage_cli(cli, tmp_path, loader_path):
 def test_version(cli):
     r = cli("--version", check=True)
     assert r.stdout.startswith("oci2bin 0.1.0")
+
+
+def test_diff(cli, images, tmp_path):
+    cli(f"oci:{images.multi_oci}", "multi", check=True)
+    cli(f"oci:{images.multi_oci}", "multi2", "--squash", check=True)
+    cli(images.bb_docker, "bb", check=True)
+    same = cli("diff", "multi", "multi2")
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.strip() == "0 added, 0 removed, 0 modified"
+    r = cli("diff", "bb", "multi")
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert "+ /app/bin/hello.sh (29 B)" in lines
+    assert "- /bin/vi (1.9 MB)" in lines or any(
+        x.startswith("- /bin/vi (") for x in lines
+    )
+    assert any(x.startswith("+ /etc/motd (") for x in lines)
+    assert lines[-1].endswith("modified")
+    r = cli("diff", "bb")
+    assert r.returncode == 2
+
+
+def test_update(cli, images, tmp_path):
+    cli(images.bb_docker, "u", check=True)
+    before = (tmp_path / "u").read_bytes()
+    r = cli("update", "u", "--image", f"docker-archive:{images.bb_docker}")
+    assert r.returncode == 0 and "image unchanged" in r.stderr
+    assert (
+        tmp_path / "u"
+    ).read_bytes() == before  # same image, same embedded loader: same bytes
+    r = cli("update", "u", "--image", f"oci:{images.multi_oci}")
+    assert r.returncode == 0, r.stderr
+    p = Polyglot(str(tmp_path / "u"))
+    assert len(p.image().layers) == 4 and p.metadata["image"] == "localhost/bb:latest"
+    assert sorted(os.listdir(tmp_path)) == ["u"]
+    r = cli("update", images.bb_docker)
+    assert r.returncode == 1
+    one_error_line(r)

@@ -63,8 +63,10 @@ def test_byte_layout(built, loader_bytes):
     # ELF header at 0 (patched), NULs to 100, ustar fields
     assert data[:4] == b"\x7fELF" and data[64:100] == b"\0" * 36
     assert data[257:265] == b"ustar\x0000"
-    assert fmt.EHDR.unpack_from(data, 0)[5] == elf.phoff + l_off
-    assert data[512:l_off] == b"\0" * (l_off - 512)
+    assert fmt.EHDR.unpack_from(data, 0)[5] == fmt.HEAD_PHDR_OFFSET
+    table = fmt.head_program_headers(loader_bytes, elf, l_off)
+    assert data[512 : 512 + len(table)] == table
+    assert data[512 + len(table) : l_off] == b"\0" * (l_off - 512 - len(table))
     assert (
         fmt.unrelocate_loader(data[l_off : l_off + len(loader_bytes)], l_off)
         == loader_bytes
