@@ -159,8 +159,16 @@ def head_program_headers(data: bytes, elf: Elf, l_off: int) -> bytes:
             "the loader is not a fixed-address static executable (ET_EXEC above 64 KiB)",
             "build it with the project's static_c_binary toolchain (-static, no PIE)",
         )
-    head_vaddr = min_vaddr - l_off
+    # The head PT_LOAD maps file offset 0, so its vaddr must be a multiple of the alignment: put it L_OFF below
+    # the page holding the lowest segment (= min_vaddr - L_OFF for the usual first segment at offset 0).
+    align = max(elf.max_load_align, MIN_LOADER_OFFSET)
+    head_vaddr = min_vaddr - (min_vaddr % align) - l_off
     size = (len(entries) + 1) * PHDR.size
+    if HEAD_PHDR_OFFSET + size > l_off or head_vaddr < 0x10000:
+        raise UserError(
+            "the loader's program headers do not fit below its lowest segment",
+            "link the loader higher or with fewer program headers",
+        )
     out = []
     for e in entries:
         e[2] += l_off  # p_offset

@@ -118,3 +118,18 @@ def test_footer_roundtrip():
     assert struct.unpack_from("<Q", raw, 48)[0] == 4096
     assert fmt.Footer.unpack(raw) == f
     assert fmt.Footer.unpack(b"x" * 64) is None
+
+
+def test_head_load_is_aligned_when_first_segment_is_not_at_offset_0():
+    """A loader whose lowest PT_LOAD starts at file offset 0x1000 (vaddr 0x401000): the head PT_LOAD must still
+    satisfy p_vaddr == p_offset (mod p_align) and stay below the loader's first page."""
+    data = bytearray(synthetic_elf(machine=fmt.EM_X86_64, align=0x1000))
+    first = list(fmt.PHDR.unpack_from(data, 64))
+    first[2], first[3], first[4] = 0x1000, 0x401000, 0x401000
+    fmt.PHDR.pack_into(data, 64, *first)
+    elf = fmt.parse_elf(bytes(data))
+    table = fmt.head_program_headers(bytes(data), elf, elf.loader_offset)
+    head = fmt.PHDR.unpack_from(table, 0)
+    assert head[0] == fmt.PT_LOAD and head[2] == 0
+    assert head[3] % head[7] == 0
+    assert head[3] + head[5] <= 0x401000
