@@ -34,7 +34,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = Parser(
         prog=prog,
         description="Turn an OCI/Docker image into one executable file.",
-        epilog="subcommands: assemble, mkimage, inspect, list, prune (run `oci2bin SUBCOMMAND --help`)",
+        epilog="subcommands: assemble, mkimage, inspect, list, prune, diff, update, reconstruct, sbom "
+        "(run `oci2bin SUBCOMMAND --help`)",
     )
     p.add_argument(
         "image",
@@ -122,7 +123,9 @@ def build_one(
             workdir = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir)
             )
-            image = transforms.apply(image, args, stack, workdir, want)
+            image = transforms.apply(
+                image, args, stack, workdir, want, (loader.data, loader.arch)
+            )
         progress = None if quiet else progress_for(os.path.basename(output))
         if use_cache:
             cdir = output_cache.cache_dir()

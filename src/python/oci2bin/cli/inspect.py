@@ -70,7 +70,12 @@ def render(info: dict) -> str:
     lines += [f"  {e}" for e in info["env"]]
     if info["labels"]:
         lines.append("Labels:")
-        lines += [f"  {k}={v}" for k, v in sorted(info["labels"].items())]
+        chunks = [k for k in info["labels"] if ".chunk." in k]
+        lines += [
+            f"  {k}={v}" for k, v in sorted(info["labels"].items()) if k not in chunks
+        ]
+        if chunks:
+            lines.append(f"  ({len(chunks)} loader chunk labels not shown)")
     if info["vm"]:
         lines.append("Mode: vm")
     b = info["build"]

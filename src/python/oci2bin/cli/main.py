@@ -63,6 +63,12 @@ def _update(argv: list[str]) -> int:
     return update.run(argv)
 
 
+def _reconstruct(argv: list[str]) -> int:
+    from oci2bin.cli import reconstruct
+
+    return reconstruct.run(argv)
+
+
 SUBCOMMANDS = {
     "assemble": _assemble,
     "mkimage": _mkimage,
@@ -71,6 +77,7 @@ SUBCOMMANDS = {
     "prune": _prune,
     "diff": _diff,
     "update": _update,
+    "reconstruct": _reconstruct,
 }
 
 

@@ -63,6 +63,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--squash", action="store_true", help="merge all layers into one")
     g.add_argument("--compress", choices=["gzip", "zstd"], help="(re)compress layers")
+    e = p.add_argument_group("loader embedding (for `oci2bin reconstruct`)")
+    e.add_argument(
+        "--embed-loader-layer", action="store_true", help="store the loader as a layer"
+    )
+    e.add_argument(
+        "--embed-loader-labels",
+        action="store_true",
+        help="store the loader in config labels",
+    )
+    e.add_argument(
+        "--label-chunk-size",
+        type=int,
+        default=6144,
+        metavar="BYTES",
+        help="bytes per label chunk",
+    )
+    e.add_argument(
+        "--loader-dir",
+        default=".oci2bin",
+        metavar="DIR",
+        help="directory of the loader layer's file",
+    )
+    e.add_argument(
+        "--label-prefix",
+        default="oci2bin.loader",
+        metavar="PREFIX",
+        help="label key prefix",
+    )
 
 
 def describe(args: argparse.Namespace) -> str:
@@ -77,6 +105,10 @@ def describe(args: argparse.Namespace) -> str:
         f"strip-auto={args.strip_auto}",
         f"squash={args.squash}",
         f"compress={args.compress}",
+        (
+            f"embed={args.embed_loader_layer},{args.embed_loader_labels},{args.label_chunk_size},"
+            f"{args.loader_dir},{args.label_prefix}"
+        ),
     ]
     return "\n".join(parts)
 
@@ -103,6 +135,11 @@ def validate(args: argparse.Namespace) -> list[AddSpec]:
                 f"--add-dir {a}: {spec.host} is not a directory",
                 "use --add-file for files",
             )
+    if args.embed_loader_layer and args.embed_loader_labels:
+        raise UserError(
+            "--embed-loader-layer and --embed-loader-labels exclude each other",
+            "pick one",
+        )
     adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
     for spec in adds:
         if not os.path.lexists(spec.host):
@@ -119,6 +156,7 @@ def apply(
     stack: contextlib.ExitStack,
     workdir: str,
     platform: Platform | None,
+    loader: tuple[bytes, str] | None = None,
 ) -> Image:
     for spec in args.layer:
         overlay = load_image(parse_source(spec), stack, platform or image.platform)
@@ -142,4 +180,16 @@ def apply(
         from oci2bin.mutate.compress import recompress
 
         image = recompress(image, args.compress, workdir)
+    if loader is not None and (args.embed_loader_layer or args.embed_loader_labels):
+        from oci2bin.mutate import embed_loader
+
+        data, arch = loader
+        if args.embed_loader_layer:
+            image = embed_loader.embed_layer(
+                image, data, arch, workdir, args.loader_dir, args.label_prefix
+            )
+        else:
+            image = embed_loader.embed_labels(
+                image, data, arch, args.label_chunk_size, args.label_prefix
+            )
     return image

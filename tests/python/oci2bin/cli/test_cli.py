@@ -410,3 +410,20 @@ def test_update(cli, images, tmp_path):
     r = cli("update", images.bb_docker)
     assert r.returncode == 1
     one_error_line(r)
+
+
+@pytest.mark.parametrize("flag", ["--embed-loader-layer", "--embed-loader-labels"])
+def test_reconstruct(cli, images, tmp_path, flag):
+    cli(images.bb_docker, "plain", check=True)
+    cli(images.bb_docker, "emb", flag, check=True)
+    assert (tmp_path / "emb").read_bytes() != (tmp_path / "plain").read_bytes()
+    cli("reconstruct", "emb", "-o", "rebuilt", check=True)
+    assert (tmp_path / "rebuilt").read_bytes() == (tmp_path / "plain").read_bytes()
+    cli("reconstruct", "emb", "-o", "kept", "--no-strip", check=True)
+    assert (
+        "oci2bin.loader.sha256"
+        in json.loads(cli("inspect", "kept", "--json", check=True).stdout)["labels"]
+    )
+    r = cli("reconstruct", "plain", "-o", "nope")
+    assert r.returncode == 1 and "no oci2bin.loader" in one_error_line(r)
+    assert not (tmp_path / "nope").exists()
