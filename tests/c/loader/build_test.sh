@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds and runs one loader unit test, exactly as CI does:
 #   tests/c/loader/build_test.sh TEST_NAME [ARCH]     (run from the repository root)
-# The test program links the loader's sources except main.c/entry.c, plus the Zig glue object.
+# The test program links the loader's sources except main.c, plus the Zig glue object.
 set -eu
 T=$1
 ARCH=${2:-x86_64}
@@ -11,8 +11,15 @@ if [ -z "${OUT:-}" ]; then
 fi
 Z=${Z:-"/opt/devenv/bin/python -m ziglang"}
 $Z build-obj -target "$ARCH-linux-musl" -O ReleaseFast -fstrip -femit-bin="$OUT/zig_glue.o" src/c/loader/zig_glue.zig
-SRCS=$(ls src/c/loader/*.c | grep -v -e '/main\.c$' -e '/entry\.c$')
+SRCS=$(ls src/c/loader/*.c | grep -v -e '/main\.c$')
+EXTRA=""
+# Optional: ZSTD_DIR=<dir with zstd.c and zstd.h from the zstandard==0.23.0 sdist> tests the zstd path too.
+if [ -n "${ZSTD_DIR:-}" ]; then
+    $Z cc -target "$ARCH-linux-musl" -Os -std=gnu11 -ffunction-sections -fdata-sections -c \
+        -o "$OUT/zstd.o" "$ZSTD_DIR/zstd.c"
+    EXTRA="-DOCI2BIN_HAVE_ZSTD -I$ZSTD_DIR $OUT/zstd.o"
+fi
 # shellcheck disable=SC2086
 $Z cc -target "$ARCH-linux-musl" -static -Os -std=gnu11 -Wall -Wextra -Werror -ffile-prefix-map="$PWD"=. \
-    -Isrc/c/loader -Itests/c/loader -o "$OUT/$T" "tests/c/loader/$T.c" $SRCS "$OUT/zig_glue.o"
+    -Isrc/c/loader -Itests/c/loader -o "$OUT/$T" "tests/c/loader/$T.c" $SRCS "$OUT/zig_glue.o" $EXTRA
 "$OUT/$T"
