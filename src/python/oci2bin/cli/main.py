@@ -69,6 +69,12 @@ def _reconstruct(argv: list[str]) -> int:
     return reconstruct.run(argv)
 
 
+def _sbom(argv: list[str]) -> int:
+    from oci2bin.cli import sbom
+
+    return sbom.run(argv)
+
+
 SUBCOMMANDS = {
     "assemble": _assemble,
     "mkimage": _mkimage,
@@ -78,6 +84,7 @@ SUBCOMMANDS = {
     "diff": _diff,
     "update": _update,
     "reconstruct": _reconstruct,
+    "sbom": _sbom,
 }
 
 
