@@ -2,12 +2,28 @@
 
 from oci2bin.goals import package_oci_binary, package_oci_image, package_static_c_binary
 from oci2bin.subsystems import zig
-from oci2bin.target_types import OciBinaryTarget, OciImageTarget, OciVmBinaryTarget, StaticCBinaryTarget
+from oci2bin.target_types import (
+    OciArchiveTarget,
+    OciBinaryTarget,
+    OciImagePullTarget,
+    OciImageTarget,
+    OciLayoutTarget,
+    OciVmBinaryTarget,
+    StaticCBinaryTarget,
+)
 from oci2bin.util_rules import core_process, image_sources, zig_compile
 
 
 def target_types():
-    return [StaticCBinaryTarget, OciImageTarget, OciBinaryTarget, OciVmBinaryTarget]
+    return [
+        StaticCBinaryTarget,
+        OciImageTarget,
+        OciImagePullTarget,
+        OciLayoutTarget,
+        OciArchiveTarget,
+        OciBinaryTarget,
+        OciVmBinaryTarget,
+    ]
 
 
 def rules():

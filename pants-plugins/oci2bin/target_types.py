@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Tuple, Union
 
 from pants.backend.cc.target_types import CC_FILE_EXTENSIONS
@@ -14,6 +15,7 @@ from pants.engine.target import (
     DictStringToStringField,
     InvalidFieldException,
     MultipleSourcesField,
+    SingleSourceField,
     SpecialCasedDependencies,
     StringField,
     StringSequenceField,
@@ -221,6 +223,183 @@ class OciImageTarget(Target):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Image sources: a registry image pinned by digest, an OCI layout dir or an image archive in the repo
+# ----------------------------------------------------------------------------------------------------------
+
+
+class PullRepositoryField(StringField):
+    alias = "repository"
+    required = True
+    help = "Image repository, e.g. `docker.io/library/redis` or `registry.example.com:5000/team/app`."
+
+
+class PullDigestField(StringField):
+    alias = "digest"
+    required = True
+    help = softwrap(
+        """
+        The manifest (or index) digest, `sha256:<64 hex>`. Required: builds never use floating tags, so the
+        download is content-addressed and cached forever. `skopeo inspect docker://REF` shows it.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is None or not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise InvalidFieldException(
+                f"{address}: `digest` must be `sha256:` followed by 64 lowercase hex digits, got {value!r}."
+            )
+        return value
+
+
+class PullTagField(StringField):
+    alias = "tag"
+    default = None
+    help = "Optional tag, recorded as the image name only (the digest decides what is pulled)."
+
+
+class PlatformField(StringField):
+    alias = "platform"
+    default = None
+    help = "Platform to select from a multi-platform image, e.g. `linux/arm64`. Default: the image's arch field."
+
+
+class InsecureRegistryField(BoolField):
+    alias = "insecure"
+    default = False
+    help = "Allow plain HTTP / unverified TLS for this registry (loopback registries are always allowed)."
+
+
+class OciImagePullTarget(Target):
+    alias = "oci_image_pull"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        PullRepositoryField,
+        PullDigestField,
+        PullTagField,
+        PlatformField,
+        ArchField,
+        InsecureRegistryField,
+    )
+    help = softwrap(
+        """
+        An image from a registry, pinned by digest, pulled by oci2bin's own registry client (no Docker) into
+        the Pants cache. Credentials come from `~/.docker/config.json` / `REGISTRY_AUTH_FILE`.
+
+        Example: `oci_image_pull(name="redis", repository="docker.io/library/redis", digest="sha256:...")`
+        """
+    )
+
+
+class OciLayoutSourcesField(MultipleSourcesField):
+    alias = "sources"
+    required = True
+    help = "The files of one OCI image layout directory (`oci-layout`, `index.json`, `blobs/**`), e.g. `['redis/**']`."
+
+
+class OciLayoutTagField(StringField):
+    alias = "tag"
+    default = None
+    help = "Which `org.opencontainers.image.ref.name` of the layout's index to use (default: the only image)."
+
+
+class OciLayoutTarget(Target):
+    alias = "oci_layout"
+    core_fields = (*COMMON_TARGET_FIELDS, OciLayoutSourcesField, OciLayoutTagField, PlatformField, ArchField)
+    help = "An OCI image layout directory checked into the repo (e.g. written by `skopeo copy ... oci:DIR`)."
+
+
+class OciArchiveSourceField(SingleSourceField):
+    alias = "source"
+    required = True
+    expected_file_extensions = (".tar",)
+    help = "A `docker save` / `skopeo copy docker-archive:` tar, or an `oci-archive:` tar."
+
+
+class OciArchiveFormatField(StringField):
+    alias = "format"
+    default = "docker-archive"
+    valid_choices = ("docker-archive", "oci-archive")
+    help = "The archive's format."
+
+
+class OciArchiveTarget(Target):
+    alias = "oci_archive"
+    core_fields = (*COMMON_TARGET_FIELDS, OciArchiveSourceField, OciArchiveFormatField, PlatformField, ArchField)
+    help = "An image archive file checked into the repo: a docker-archive (`docker save`) or an oci-archive."
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Build options of oci_binary (the CLI's transforms)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class AddFilesField(SpecialCasedDependencies):
+    alias = "add_files"
+    help = softwrap(
+        """
+        Targets whose files are added in a new layer: `file`/`files`/`resource(s)` targets (at their path in
+        the repo) or packaged targets such as `pex_binary` (at their output path), under `add_files_prefix`.
+        """
+    )
+
+
+class AddFilesPrefixField(StringField):
+    alias = "add_files_prefix"
+    default = "/"
+    help = "Absolute container directory that `add_files` land under (`/app` puts `src/x.py` at `/app/src/x.py`)."
+
+
+class LayersField(SpecialCasedDependencies):
+    alias = "layers"
+    help = "Image targets whose layers are stacked on top, in order; the last one's Entrypoint/Cmd/Env win."
+
+
+class StripField(BoolField):
+    alias = "strip"
+    default = False
+    help = "Remove docs, man pages, locales and package caches (the CLI's `--strip`)."
+
+
+class StripPrefixesField(StringSequenceField):
+    alias = "strip_prefixes"
+    default = None
+    help = "Relative path prefixes to remove instead of the defaults, e.g. `['usr/share/doc/']` (implies strip)."
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for prefix in value or ():
+            if prefix.startswith("/") or ".." in prefix.split("/"):
+                raise InvalidFieldException(
+                    f"{address}: `strip_prefixes` entry {prefix!r} must be relative and must not contain `..`."
+                )
+        return value
+
+
+class StripAutoField(BoolField):
+    alias = "strip_auto"
+    default = False
+    help = "Also strip the caches of package managers detected in the image (apt, apk, pip, npm, ...)."
+
+
+class SquashField(BoolField):
+    alias = "squash"
+    default = False
+    help = "Merge all layers into one."
+
+
+class CompressionField(StringField):
+    alias = "compression"
+    default = None
+    valid_choices = ("gzip", "zstd")
+    help = "(Re)compress layers with gzip or zstd. Default: keep the source's compression."
+
+
+# ----------------------------------------------------------------------------------------------------------
 # oci_binary / oci_vm_binary
 # ----------------------------------------------------------------------------------------------------------
 
@@ -259,6 +438,21 @@ class OciBinaryTarget(Target):
         OciBinaryLoaderField,
         ArchField,
         VmModeField,
+        EntrypointField,
+        CmdField,
+        EnvField,
+        WorkdirField,
+        UserField,
+        LabelsField,
+        AddFilesField,
+        AddFilesPrefixField,
+        LayersField,
+        StripField,
+        StripPrefixesField,
+        StripAutoField,
+        SquashField,
+        CompressionField,
+        RepositoryField,
         OutputPathField,
     )
     help = softwrap(

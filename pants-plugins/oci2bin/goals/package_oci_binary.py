@@ -1,9 +1,17 @@
-"""`pants package` / `pants run` for `oci_binary` and `oci_vm_binary`: loader + image -> one executable."""
+"""`pants package` / `pants run` for `oci_binary` and `oci_vm_binary`.
+
+Three steps, each its own cached process over content digests: resolve the image (fetch / build / read), apply
+the build options (`oci2bin transform`, only when any is set), assemble loader + image (`oci2bin assemble`).
+Changing a build option reruns the transform and the assembly, never the fetch; changing the loader reruns only
+the assembly.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from typing import List
 
 from pants.core.goals.package import (
     BuiltPackage,
@@ -13,20 +21,41 @@ from pants.core.goals.package import (
     PackageFieldSet,
 )
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import UnparsedAddressInputs
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import FieldSetsPerTarget, FieldSetsPerTargetRequest, Targets
+from pants.engine.target import FieldSetsPerTarget, FieldSetsPerTargetRequest, SourcesField, Targets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from oci2bin.subsystems.oci2bin import Oci2binSubsystem
-from oci2bin.target_types import ArchField, OciBinaryImageField, OciBinaryLoaderField, VmModeField
+from oci2bin.target_types import (
+    AddFilesField,
+    AddFilesPrefixField,
+    ArchField,
+    CmdField,
+    CompressionField,
+    EntrypointField,
+    EnvField,
+    LabelsField,
+    LayersField,
+    OciBinaryImageField,
+    OciBinaryLoaderField,
+    RepositoryField,
+    SquashField,
+    StripAutoField,
+    StripField,
+    StripPrefixesField,
+    UserField,
+    VmModeField,
+    WorkdirField,
+)
 from oci2bin.util_rules.core_process import CoreStep
 from oci2bin.util_rules.host_tools import emulator_prefix
-from oci2bin.util_rules.image_sources import ImageLayout, ImageLayoutRequest
+from oci2bin.util_rules.image_sources import OCI_ARCH, ImageLayout, ImageLayoutRequest, layout_dir
 
 
 @dataclass(frozen=True)
@@ -38,6 +67,21 @@ class OciBinaryFieldSet(PackageFieldSet, RunFieldSet):
     loader: OciBinaryLoaderField
     arch: ArchField
     vm: VmModeField
+    entrypoint: EntrypointField
+    cmd: CmdField
+    env: EnvField
+    workdir: WorkdirField
+    user: UserField
+    labels: LabelsField
+    add_files: AddFilesField
+    add_files_prefix: AddFilesPrefixField
+    layers: LayersField
+    strip: StripField
+    strip_prefixes: StripPrefixesField
+    strip_auto: StripAutoField
+    squash: SquashField
+    compression: CompressionField
+    repository: RepositoryField
     output_path: OutputPathField
 
 
@@ -51,7 +95,7 @@ async def _build_loader(field_set: OciBinaryFieldSet, options: Oci2binSubsystem)
         UnparsedAddressInputs([spec], owning_address=field_set.address, description_of_origin="the loader"),
     )
     loader_target = targets[0]
-    loader_arch = loader_target.get(ArchField).value if loader_target.has_field(ArchField) else None
+    loader_arch = loader_target[ArchField].value if loader_target.has_field(ArchField) else None
     if loader_arch != arch:
         raise ValueError(
             f"{field_set.address}: loader {loader_target.address} is built for {loader_arch}, "
@@ -63,30 +107,105 @@ async def _build_loader(field_set: OciBinaryFieldSet, options: Oci2binSubsystem)
     return await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
 
 
-@rule(desc="Package oci_binary", level=LogLevel.DEBUG)
-async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsystem) -> BuiltPackage:
-    image_targets = await Get(
-        Targets,
-        UnparsedAddressInputs(
-            [field_set.image.single or ""], owning_address=field_set.address, description_of_origin="`image`"
+async def _files_of(field_set: OciBinaryFieldSet) -> tuple:
+    """(digest, paths) of `add_files`: packaged artifacts, or file/resource sources."""
+    if not field_set.add_files.value:
+        return None, []
+    targets = await Get(Targets, UnparsedAddressInputs, field_set.add_files.to_unparsed_address_inputs())
+    digests: List[Digest] = []
+    paths: List[str] = []
+    for target in targets:
+        field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [target]))
+        if field_sets.field_sets:
+            built = await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
+            digests.append(built.digest)
+            paths.extend(a.relpath for a in built.artifacts if a.relpath)
+        elif target.has_field(SourcesField):
+            sources = await Get(SourceFiles, SourceFilesRequest([target[SourcesField]]))
+            digests.append(sources.snapshot.digest)
+            paths.extend(sources.files)
+        else:
+            raise ValueError(f"{field_set.address}: `add_files` target {target.address} has no files.")
+    return await Get(Digest, MergeDigests(digests)), sorted(set(paths))
+
+
+def _transform_args(field_set: OciBinaryFieldSet) -> List[str]:
+    argv: List[str] = []
+    for value, flag in ((field_set.entrypoint.value, "--entrypoint"), (field_set.cmd.value, "--cmd")):
+        if value is not None:
+            argv += [flag, json.dumps(list(value))]
+    for item in field_set.env.value or ():
+        argv += ["--env", item]
+    for key, value in sorted((field_set.labels.value or {}).items()):
+        argv += ["--label", f"{key}={value}"]
+    if field_set.workdir.value:
+        argv += ["--workdir", field_set.workdir.value]
+    if field_set.user.value:
+        argv += ["--user", field_set.user.value]
+    if field_set.strip.value:
+        argv.append("--strip")
+    for prefix in field_set.strip_prefixes.value or ():
+        argv += ["--strip-prefix", prefix]
+    if field_set.strip_auto.value:
+        argv.append("--strip-auto")
+    if field_set.squash.value:
+        argv.append("--squash")
+    if field_set.compression.value:
+        argv += ["--compress", field_set.compression.value]
+    return argv
+
+
+async def _transform(field_set: OciBinaryFieldSet, image: ImageLayout) -> ImageLayout:
+    argv = _transform_args(field_set)
+    inputs: List[Digest] = [image.digest]
+    layer_addresses = field_set.layers.to_unparsed_address_inputs()
+    if field_set.layers.value:
+        for target in await Get(Targets, UnparsedAddressInputs, layer_addresses):
+            layer = await Get(ImageLayout, ImageLayoutRequest(target.address, f"`layers` of {field_set.address}"))
+            inputs.append(layer.digest)
+            argv += ["--layer", layer.spec]
+    files_digest, paths = await _files_of(field_set)
+    if files_digest is not None:
+        inputs.append(await Get(Digest, AddPrefix(files_digest, "__add_files")))
+        prefix = field_set.add_files_prefix.value.rstrip("/")
+        argv += [arg for path in paths for arg in ("--add", f"__add_files/{path}:{prefix}/{path}")]
+    if not argv:
+        return image  # nothing to change: assemble the source image as it is
+    out = layout_dir(field_set.address) + ".transformed"
+    result = await Get(
+        ProcessResult,
+        CoreStep(
+            argv=("transform", "--image", image.spec, "--output", out,
+                  "--platform", f"linux/{OCI_ARCH[field_set.arch.value]}", *argv),
+            input_digest=await Get(Digest, MergeDigests(inputs)),
+            description=f"Transforming the image of {field_set.address}",
+            output_directories=(out,),
         ),
     )
-    layout = await Get(
+    return ImageLayout(result.output_digest, f"oci:{out}", image.ref)
+
+
+@rule(desc="Package oci_binary", level=LogLevel.DEBUG)
+async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsystem) -> BuiltPackage:
+    image_targets = await Get(Targets, UnparsedAddressInputs, field_set.image.to_unparsed_address_inputs())
+    source = await Get(
         ImageLayout, ImageLayoutRequest(image_targets[0].address, f"the `image` field of {field_set.address}")
     )
+    image = await _transform(field_set, source)
     loader = await _build_loader(field_set, options)
     loader_path = loader.artifacts[0].relpath
     assert loader_path is not None
     output = field_set.output_path.value_or_default(file_ending=None)
-    argv = ["assemble", "--loader", loader_path, "--image", f"oci:{layout.path}", "--output", output,
-            "--ref", layout.ref]
+    ref = field_set.repository.value or image.ref
+    argv = ["assemble", "--loader", loader_path, "--image", image.spec, "--output", output, "--ref", ref,
+            "--platform", f"linux/{OCI_ARCH[field_set.arch.value]}", "--quiet"]
     if field_set.vm.value:
         argv.append("--vm")
     result = await Get(
         ProcessResult,
         CoreStep(
             argv=tuple(argv),
-            input_digest=await Get(Digest, MergeDigests([layout.digest, loader.digest])),
+            input_digest=await Get(Digest, MergeDigests([image.digest, loader.digest])),
             description=f"Assembling {field_set.address}",
             output_files=(output,),
         ),

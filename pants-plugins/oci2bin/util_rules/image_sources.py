@@ -10,7 +10,7 @@ from typing import List, Tuple
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import (
@@ -30,6 +30,15 @@ from pants.util.logging import LogLevel
 
 from oci2bin.target_types import (
     ArchField,
+    InsecureRegistryField,
+    OciArchiveFormatField,
+    OciArchiveSourceField,
+    OciLayoutSourcesField,
+    OciLayoutTagField,
+    PlatformField,
+    PullDigestField,
+    PullRepositoryField,
+    PullTagField,
     CmdField,
     EntrypointField,
     EnvField,
@@ -53,10 +62,10 @@ class ImageLayoutRequest:
 
 @dataclass(frozen=True)
 class ImageLayout:
-    """An OCI image layout directory at `path` inside `digest`."""
+    """An image inside `digest`, named for the core by `spec` (`oci:DIR[:TAG]`, `docker-archive:F`, ...)."""
 
     digest: Digest
-    path: str
+    spec: str
     ref: str
 
 
@@ -88,18 +97,33 @@ async def _single_file_of(target: Target, owner: Address, container_path: str) -
     return digest, paths[0]
 
 
-@rule(desc="Build oci_image", level=LogLevel.DEBUG)
-async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
-    wrapped = await Get(
-        WrappedTarget,
-        WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin),
+def _platform_of(target: Target) -> str:
+    platform = target[PlatformField].value if target.has_field(PlatformField) else None
+    return platform or f"linux/{OCI_ARCH[target[ArchField].value]}"
+
+
+async def _fetch(target: Target) -> ImageLayout:
+    repository = target[PullRepositoryField].value
+    digest = target[PullDigestField].value
+    tag = target[PullTagField].value
+    out = layout_dir(target.address)
+    argv = ["fetch", f"{repository}@{digest}", "--output", out, "--platform", _platform_of(target), "--quiet"]
+    if target[InsecureRegistryField].value:
+        argv += ["--insecure-registry", repository.split("/", 1)[0]]
+    result = await Get(
+        ProcessResult,
+        CoreStep(
+            argv=tuple(argv),
+            input_digest=EMPTY_DIGEST,
+            description=f"Pulling {repository}@{digest[:19]}",
+            output_directories=(out,),
+            # Pinned by digest: the result never changes, so cache it like any other pure step.
+        ),
     )
-    target = wrapped.target
-    if not target.has_field(OciImageFilesField):
-        raise ValueError(
-            f"{request.address} is a `{target.alias}` target, not an image: "
-            f"{request.description_of_origin} must name an `oci_image` target."
-        )
+    return ImageLayout(result.output_digest, f"oci:{out}", f"{repository}:{tag}" if tag else f"{repository}@{digest}")
+
+
+async def _build_oci_image(target: Target) -> ImageLayout:
     address = target.address
     inputs: List[Digest] = []
     argv: List[str] = ["mkimage", "--output", layout_dir(address)]
@@ -114,7 +138,7 @@ async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
             ImageLayout, ImageLayoutRequest(base_targets[0].address, f"the `base` field of {address}")
         )
         inputs.append(base_layout.digest)
-        argv += ["--base", f"oci:{base_layout.path}"]
+        argv += ["--base", base_layout.spec]
 
     files = dict(target[OciImageFilesField].value or {})
     if files:
@@ -156,7 +180,39 @@ async def build_oci_image(request: ImageLayoutRequest) -> ImageLayout:
             output_directories=(layout_dir(address),),
         ),
     )
-    return ImageLayout(result.output_digest, layout_dir(address), ref)
+    return ImageLayout(result.output_digest, f"oci:{layout_dir(address)}", ref)
+
+
+@rule(desc="Resolve an image target", level=LogLevel.DEBUG)
+async def resolve_image(request: ImageLayoutRequest) -> ImageLayout:
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin),
+    )
+    target = wrapped.target
+    if target.has_field(OciImageFilesField):
+        return await _build_oci_image(target)
+    if target.has_field(PullDigestField):
+        return await _fetch(target)
+    if target.has_field(OciLayoutSourcesField):
+        sources = await Get(SourceFiles, SourceFilesRequest([target[OciLayoutSourcesField]]))
+        roots = sorted({os.path.dirname(f) for f in sources.files if os.path.basename(f) == "oci-layout"})
+        if len(roots) != 1:
+            raise ValueError(
+                f"{target.address}: `sources` must hold exactly one OCI layout (one `oci-layout` file), "
+                f"found {len(roots)}."
+            )
+        tag = target[OciLayoutTagField].value
+        spec = f"oci:{roots[0]}" + (f":{tag}" if tag else "")
+        return ImageLayout(sources.snapshot.digest, spec, default_ref(target.address))
+    if target.has_field(OciArchiveSourceField):
+        sources = await Get(SourceFiles, SourceFilesRequest([target[OciArchiveSourceField]]))
+        spec = f"{target[OciArchiveFormatField].value}:{sources.files[0]}"
+        return ImageLayout(sources.snapshot.digest, spec, default_ref(target.address))
+    raise ValueError(
+        f"{request.address} is a `{target.alias}` target, not an image: {request.description_of_origin} must "
+        "name an `oci_image`, `oci_image_pull`, `oci_layout` or `oci_archive` target."
+    )
 
 
 @dataclass(frozen=True)

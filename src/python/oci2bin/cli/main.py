@@ -69,6 +69,18 @@ def _reconstruct(argv: list[str]) -> int:
     return reconstruct.run(argv)
 
 
+def _fetch(argv: list[str]) -> int:
+    from oci2bin.cli import fetch
+
+    return fetch.run(argv)
+
+
+def _transform(argv: list[str]) -> int:
+    from oci2bin.cli import transform
+
+    return transform.run(argv)
+
+
 def _sbom(argv: list[str]) -> int:
     from oci2bin.cli import sbom
 
@@ -76,6 +88,8 @@ def _sbom(argv: list[str]) -> int:
 
 
 SUBCOMMANDS = {
+    "fetch": _fetch,
+    "transform": _transform,
     "assemble": _assemble,
     "mkimage": _mkimage,
     "inspect": _inspect,

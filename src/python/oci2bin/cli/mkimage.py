@@ -22,6 +22,33 @@ from oci2bin.mutate.config import (
 from oci2bin.mutate.layertar import AddSpec
 
 
+def add_config_arguments(p) -> None:
+    """Image config flags, shared with `oci2bin transform`."""
+    p.add_argument(
+        "--entrypoint",
+        metavar="JSON",
+        help='entrypoint as a JSON array, e.g. ["/bin/sh"]',
+    )
+    p.add_argument("--cmd", metavar="JSON", help="command as a JSON array")
+    p.add_argument("--env", action="append", default=[], metavar="K=V")
+    p.add_argument("--workdir", metavar="DIR")
+    p.add_argument("--user", metavar="USER[:GROUP]")
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+
+
+def config_changes(args) -> ConfigChanges:
+    return ConfigChanges(
+        entrypoint=parse_json_array(args.entrypoint, "--entrypoint")
+        if args.entrypoint is not None
+        else None,
+        cmd=parse_json_array(args.cmd, "--cmd") if args.cmd is not None else None,
+        env=tuple(parse_kv(e, "--env") for e in args.env),
+        workdir=args.workdir,
+        user=args.user,
+        labels=tuple(parse_kv(e, "--label") for e in args.label),
+    )
+
+
 def parser() -> Parser:
     p = Parser(
         prog="oci2bin mkimage",
@@ -44,16 +71,7 @@ def parser() -> Parser:
         metavar="HOST:CTR[:MODE]",
         help="file or directory to add",
     )
-    p.add_argument(
-        "--entrypoint",
-        metavar="JSON",
-        help='entrypoint as a JSON array, e.g. ["/bin/sh"]',
-    )
-    p.add_argument("--cmd", metavar="JSON", help="command as a JSON array")
-    p.add_argument("--env", action="append", default=[], metavar="K=V")
-    p.add_argument("--workdir", metavar="DIR")
-    p.add_argument("--user", metavar="USER[:GROUP]")
-    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    add_config_arguments(p)
     p.add_argument(
         "--arch",
         default=None,
@@ -73,16 +91,7 @@ def parser() -> Parser:
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    changes = ConfigChanges(
-        entrypoint=parse_json_array(args.entrypoint, "--entrypoint")
-        if args.entrypoint is not None
-        else None,
-        cmd=parse_json_array(args.cmd, "--cmd") if args.cmd is not None else None,
-        env=tuple(parse_kv(e, "--env") for e in args.env),
-        workdir=args.workdir,
-        user=args.user,
-        labels=tuple(parse_kv(e, "--label") for e in args.label),
-    )
+    changes = config_changes(args)
     adds = [AddSpec.parse(a) for a in args.add]
     platform = platform_for(args.arch, None)
     out = args.output
