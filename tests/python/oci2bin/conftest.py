@@ -10,17 +10,10 @@ import sys
 import tempfile
 
 import pytest
-from oci2bin_testrig import (  # pants: no-infer-dep
-    Images,
-    Podman,
-    build_images,
-    have,
-    podman_setup,
-)
+from oci2bin_testrig import Images, Podman, build_images  # pants: no-infer-dep
+from oci2bin_testrig import have, podman_setup  # pants: no-infer-dep
 
-REPO_SRC = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "src", "python")
-)
+REPO_SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "src", "python"))
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +70,7 @@ def podman(session_dir) -> Podman:
     if reason:
         pytest.skip(reason)
     pm = podman_setup(os.path.join(session_dir, "podman"))
-    r = subprocess.run(
-        ["podman", "info"], env=pm.env, capture_output=True, text=True, check=False
-    )
+    r = subprocess.run(["podman", "info"], env=pm.env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         pytest.skip(f"podman does not work here: {r.stderr.strip().splitlines()[-1:]}")
     yield pm

@@ -25,11 +25,8 @@ from oci2bin.mutate.layertar import AddSpec, ctr_path
 from oci2bin.mutate.merge import merge
 from oci2bin.mutate.squash import squash
 from oci2bin.mutate.strip import DEFAULT_PREFIXES, detect, strip
-from oci2bin_testrig import (  # pants: no-infer-dep
-    MULTILAYER_ABSENT,
-    MULTILAYER_EXPECTED,
-    tar_bytes,
-)
+from oci2bin_testrig import MULTILAYER_ABSENT, MULTILAYER_EXPECTED  # pants: no-infer-dep
+from oci2bin_testrig import tar_bytes  # pants: no-infer-dep
 
 
 def check_diff_ids(image: Image) -> None:
@@ -137,15 +134,8 @@ def test_config_changes(bb):
     )
     rc = out.run_config
     assert rc["Entrypoint"] == ["/bin/sh"] and "Cmd" not in rc
-    assert (
-        "GREETING=bye" in rc["Env"]
-        and "GREETING=hi" not in rc["Env"]
-        and "NEW=1" in rc["Env"]
-    )
-    assert (
-        rc["Labels"]["a"] == "b"
-        and rc["Labels"]["org.opencontainers.image.title"] == "bb"
-    )
+    assert "GREETING=bye" in rc["Env"] and "GREETING=hi" not in rc["Env"] and "NEW=1" in rc["Env"]
+    assert rc["Labels"]["a"] == "b" and rc["Labels"]["org.opencontainers.image.title"] == "bb"
     assert out.layers == bb.layers
 
 
