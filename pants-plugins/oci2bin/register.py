@@ -9,9 +9,10 @@ from oci2bin.target_types import (
     OciImageTarget,
     OciLayoutTarget,
     OciVmBinaryTarget,
+    PypiSdistFilesTarget,
     StaticCBinaryTarget,
 )
-from oci2bin.util_rules import core_process, image_sources, zig_compile
+from oci2bin.util_rules import core_process, image_sources, pypi_sdist, zig_compile
 
 
 def target_types():
@@ -23,6 +24,7 @@ def target_types():
         OciArchiveTarget,
         OciBinaryTarget,
         OciVmBinaryTarget,
+        PypiSdistFilesTarget,
     ]
 
 
@@ -30,6 +32,7 @@ def rules():
     return [
         *zig.rules(),
         *zig_compile.rules(),
+        *pypi_sdist.rules(),
         *core_process.rules(),
         *image_sources.rules(),
         *package_static_c_binary.rules(),

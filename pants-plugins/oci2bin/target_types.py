@@ -475,3 +475,73 @@ class OciVmBinaryTarget(Target):
         Example: `oci_vm_binary(name="hello_vm", image=":hello_image")`
         """
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pypi_sdist_files: vetted C sources that ship inside a PyPI sdist (e.g. libzstd in `zstandard`)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class SdistRequirementField(StringField):
+    alias = "requirement"
+    required = True
+    help = "A pinned sdist, `name==version`, e.g. `zstandard==0.23.0`. Fetched with the machine's pip config."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is None or not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-]+", value):
+            raise InvalidFieldException(f"{address}: `requirement` must be pinned as name==version, got {value!r}.")
+        return value
+
+
+class SdistSha256Field(StringField):
+    alias = "sha256"
+    required = True
+    help = "sha256 of the sdist file; a download with another hash is rejected."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is None or not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise InvalidFieldException(f"{address}: `sha256` must be 64 lowercase hex digits, got {value!r}.")
+        return value
+
+
+class SdistFilesField(StringSequenceField):
+    alias = "files"
+    required = True
+    help = "Paths inside the sdist (below its top directory) to extract, e.g. `['zstd/zstd.c', 'zstd/zstd.h']`."
+
+
+class SdistOutputDirField(StringField):
+    alias = "output_dir"
+    required = True
+    help = "Directory (relative to the build root) the files are placed in; add it to include paths."
+
+
+class SdistCompileField(StringSequenceField):
+    alias = "compile"
+    default = ()
+    help = "Which of the extracted `.c` files a dependent `static_c_binary` compiles (file names)."
+
+
+class PypiSdistFilesTarget(Target):
+    alias = "pypi_sdist_files"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        SdistRequirementField,
+        SdistSha256Field,
+        SdistFilesField,
+        SdistOutputDirField,
+        SdistCompileField,
+    )
+    help = softwrap(
+        """
+        Files taken from a pinned, hash-checked PyPI sdist, for `static_c_binary` targets that depend on it:
+        how the loader uses libzstd's single-file `zstd.c` from the `zstandard` sdist instead of a copy in git.
+
+        Example: `pypi_sdist_files(name="libzstd", requirement="zstandard==0.23.0", sha256="...",
+        files=["zstd/zstd.c", "zstd/zstd.h"], output_dir="third_party/zstd", compile=["zstd.c"])`
+        """
+    )

@@ -10,12 +10,24 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputP
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.platform import Platform
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.fs import Digest, MergeDigests
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from oci2bin.target_types import ArchField, StaticCCoptsField, StaticCDefinesField, StaticCSourcesField
+from oci2bin.target_types import (
+    ArchField,
+    SdistCompileField,
+    SdistFilesField,
+    SdistOutputDirField,
+    SdistRequirementField,
+    SdistSha256Field,
+    StaticCCoptsField,
+    StaticCDefinesField,
+    StaticCSourcesField,
+)
+from oci2bin.util_rules.pypi_sdist import SdistFiles, SdistFilesRequest
 from oci2bin.util_rules.host_tools import emulator_prefix
 from oci2bin.util_rules.zig_compile import StaticBinary, StaticBinaryRequest
 
@@ -46,14 +58,35 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
     ]
     sources = await Get(SourceFiles, SourceFilesRequest(source_fields))
     files = sorted(sources.files)
+    # Vendored-at-build-time C sources (e.g. libzstd from the `zstandard` sdist).
+    sdists = [t for t in transitive.dependencies if t.has_field(SdistRequirementField)]
+    sdist_files = await MultiGet(
+        Get(
+            SdistFiles,
+            SdistFilesRequest(
+                t[SdistRequirementField].value,
+                t[SdistSha256Field].value,
+                tuple(t[SdistFilesField].value or ()),
+                t[SdistOutputDirField].value,
+            ),
+        )
+        for t in sdists
+    )
+    input_digest = await Get(
+        Digest, MergeDigests([sources.snapshot.digest, *(f.digest for f in sdist_files)])
+    )
+    extra_c = [
+        os.path.join(t[SdistOutputDirField].value, name) for t in sdists for name in t[SdistCompileField].value
+    ]
+    include_dirs = sorted({os.path.dirname(f) or "." for f in files} | {t[SdistOutputDirField].value for t in sdists})
     output = field_set.output_path.value_or_default(file_ending=None)
     binary = await Get(
         StaticBinary,
         StaticBinaryRequest(
-            input_digest=sources.snapshot.digest,
-            c_files=tuple(f for f in files if f.endswith(".c")),
+            input_digest=input_digest,
+            c_files=(*(f for f in files if f.endswith(".c")), *extra_c),
             zig_files=tuple(f for f in files if f.endswith(".zig")),
-            include_dirs=tuple(sorted({os.path.dirname(f) or "." for f in files})),
+            include_dirs=tuple(include_dirs),
             arch=field_set.arch.value,
             copts=tuple(field_set.copts.value or ()),
             defines=tuple(field_set.defines.value or ()),

@@ -13,7 +13,7 @@ from typing import Tuple
 
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
 from pants.engine.fs import Digest, MergeDigests
-from pants.engine.process import Process, ProcessResult
+from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
@@ -76,7 +76,7 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
             VenvPexProcess,
             _zig_process(
                 zig,
-                ["build-obj", "-target", triple, "-O", "ReleaseSmall", "-fstrip", "-fno-PIC",
+                ["build-obj", "-target", triple, "-O", "ReleaseFast", "-fstrip", "-fno-PIC",
                  f"-femit-bin={obj}", src],
                 request.input_digest,
                 [obj],
