@@ -41,9 +41,7 @@ def candidates(explicit: list[str] | None) -> tuple[list[str], str]:
         return [p for p in env.split(os.pathsep) if p], f"${ENV}"
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loaders")
     return [
-        os.path.join(here, f"loader-{a}")
-        for a in ARCHES
-        if os.path.exists(os.path.join(here, f"loader-{a}"))
+        os.path.join(here, f"loader-{a}") for a in ARCHES if os.path.exists(os.path.join(here, f"loader-{a}"))
     ], ("the installed loaders")
 
 
@@ -65,6 +63,4 @@ def loader_for(arch: str | None, explicit: list[str] | None) -> Loader:
         if ld.arch == arch:
             return ld
     have = ", ".join(f"{ld.path} ({ld.arch})" for ld in loaders)
-    raise UserError(
-        f"no {arch} loader among {have}", f"pass --loader with an {arch} loader"
-    )
+    raise UserError(f"no {arch} loader among {have}", f"pass --loader with an {arch} loader")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
+_DOMAIN = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
+)
 _NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
-_REF_RE = re.compile(
-    rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$"
-)
+_REF_RE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>[a-z0-9]+:[a-f0-9]+))?$")
 
 
 def split_ref(ref: str) -> tuple[str, str | None, str | None] | None:
@@ -57,7 +57,5 @@ def output_name(ref: str | None, fallback: str = "image") -> str:
         if digest:
             return f"{base}_{digest.partition(':')[2][:12]}"
         return f"{base}_latest"
-    cleaned = (
-        re.sub(r"[^A-Za-z0-9._-]+", "_", ref.rsplit("/", 1)[-1]).strip("._") or fallback
-    )
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ref.rsplit("/", 1)[-1]).strip("._") or fallback
     return cleaned

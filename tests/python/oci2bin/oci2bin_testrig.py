@@ -28,16 +28,10 @@ def have(*tools: str) -> str | None:
     return f"needs {', '.join(missing)} (not installed)" if missing else None
 
 
-def run(
-    cmd: list[str], env: dict | None = None, cwd: str | None = None
-) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False
-    )
+def run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if r.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-2000:]}"
-        )
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
     return r
 
 
@@ -52,9 +46,7 @@ def sha256_file(path: str) -> str:
 # ---------------------------------------------------------------------------------------------------- ELF
 
 
-def synthetic_elf(
-    machine: int = _fmt.EM_AARCH64, align: int = 0x10000, interp: bool = False
-) -> bytes:
+def synthetic_elf(machine: int = _fmt.EM_AARCH64, align: int = 0x10000, interp: bool = False) -> bytes:
     """A minimal static ELF64 (not runnable): header, 2-3 program headers, some bytes."""
     phnum = 3 if interp else 2
     body = bytearray(0x20000)
@@ -77,14 +69,10 @@ def synthetic_elf(
     body[0:64] = eh
     phs = [
         _fmt.PHDR.pack(_fmt.PT_LOAD, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, align),
-        _fmt.PHDR.pack(
-            _fmt.PT_LOAD, 6, 0x10000, 0x410000, 0x410000, 0x100, 0x200, align
-        ),
+        _fmt.PHDR.pack(_fmt.PT_LOAD, 6, 0x10000, 0x410000, 0x410000, 0x100, 0x200, align),
     ]
     if interp:
-        phs.append(
-            _fmt.PHDR.pack(_fmt.PT_INTERP, 4, 0x200, 0x400200, 0x400200, 0x20, 0x20, 1)
-        )
+        phs.append(_fmt.PHDR.pack(_fmt.PT_INTERP, 4, 0x200, 0x400200, 0x400200, 0x20, 0x20, 1))
     for i, ph in enumerate(phs):
         body[64 + 56 * i : 64 + 56 * (i + 1)] = ph
     return bytes(body[: 0x10000 + 0x100])
@@ -208,9 +196,7 @@ class Images:
     bb_docker: str  # skopeo docker-archive, RepoTags localhost/bb:latest
     bb_oci_archive: str  # skopeo oci-archive
     bb_zstd_oci: str  # OCI layout with a zstd layer
-    bb_docker25: (
-        str  # Docker 25+ style docker-archive (blobs/ + index.json + manifest.json)
-    )
+    bb_docker25: str  # Docker 25+ style docker-archive (blobs/ + index.json + manifest.json)
     bb_legacy_docker: str  # old `docker save` style: <id>/layer.tar, uncompressed
     multi_oci: str  # 4 layers with whiteouts
     index_oci: str  # index.json -> nested image index with amd64 + arm64
@@ -263,11 +249,7 @@ def make_index_layout(src: str, dest: str) -> None:
     """Copy `src` and add an arm64 twin (same layers, relabelled config); index.json -> nested image index."""
     shutil.copytree(src, dest)
     _, mdata, manifest = _read_layout(dest)
-    cfg = json.loads(
-        Path(
-            os.path.join(dest, "blobs/sha256", manifest["config"]["digest"][7:])
-        ).read_text()
-    )
+    cfg = json.loads(Path(os.path.join(dest, "blobs/sha256", manifest["config"]["digest"][7:])).read_text())
     cfg["architecture"] = "arm64"
     cfg["variant"] = "v8"
     cdig, csize = _put_blob(dest, json.dumps(cfg).encode())
@@ -320,9 +302,7 @@ def make_docker25_archive(layout: str, dest: str, repotag: str) -> None:
             index["manifests"][0]["digest"],
         ]
         for dg in blobs:
-            tf.add(
-                os.path.join(layout, "blobs/sha256", dg[7:]), f"blobs/sha256/{dg[7:]}"
-            )
+            tf.add(os.path.join(layout, "blobs/sha256", dg[7:]), f"blobs/sha256/{dg[7:]}")
         for n in names:
             tf.add(os.path.join(layout, n), n)
         mj = json.dumps(
@@ -330,9 +310,7 @@ def make_docker25_archive(layout: str, dest: str, repotag: str) -> None:
                 {
                     "Config": "blobs/sha256/" + manifest["config"]["digest"][7:],
                     "RepoTags": [repotag],
-                    "Layers": [
-                        "blobs/sha256/" + x["digest"][7:] for x in manifest["layers"]
-                    ],
+                    "Layers": ["blobs/sha256/" + x["digest"][7:] for x in manifest["layers"]],
                 }
             ]
         ).encode()
@@ -344,16 +322,12 @@ def make_docker25_archive(layout: str, dest: str, repotag: str) -> None:
 def make_legacy_archive(layout: str, dest: str, repotag: str) -> None:
     """Old `docker save` layout: <id>.json config, <id>/layer.tar (uncompressed), repositories."""
     _, _, manifest = _read_layout(layout)
-    cfg = Path(
-        os.path.join(layout, "blobs/sha256", manifest["config"]["digest"][7:])
-    ).read_bytes()
+    cfg = Path(os.path.join(layout, "blobs/sha256", manifest["config"]["digest"][7:])).read_bytes()
     cid = hashlib.sha256(cfg).hexdigest()
     with tarfile.open(dest, "w", format=tarfile.USTAR_FORMAT) as tf:
         layers = []
         for i, x in enumerate(manifest["layers"]):
-            data = Path(
-                os.path.join(layout, "blobs/sha256", x["digest"][7:])
-            ).read_bytes()
+            data = Path(os.path.join(layout, "blobs/sha256", x["digest"][7:])).read_bytes()
             if data[:2] == b"\x1f\x8b":
                 data = gzip.decompress(data)
             lid = hashlib.sha256(f"{i}{cid}".encode()).hexdigest()
@@ -364,9 +338,7 @@ def make_legacy_archive(layout: str, dest: str, repotag: str) -> None:
         ti = tarfile.TarInfo(f"{cid}.json")
         ti.size = len(cfg)
         tf.addfile(ti, io.BytesIO(cfg))
-        mj = json.dumps(
-            [{"Config": f"{cid}.json", "RepoTags": [repotag], "Layers": layers}]
-        ).encode()
+        mj = json.dumps([{"Config": f"{cid}.json", "RepoTags": [repotag], "Layers": layers}]).encode()
         ti = tarfile.TarInfo("manifest.json")
         ti.size = len(mj)
         tf.addfile(ti, io.BytesIO(mj))
@@ -394,7 +366,10 @@ def build_images(root: str) -> Images:
     work = os.path.join(root, "work")
     os.makedirs(work, exist_ok=True)
     env = dict(os.environ, TMPDIR=work)
-    p = lambda *a: os.path.join(root, *a)
+
+    def p(*a: str) -> str:
+        return os.path.join(root, *a)
+
     bb_cfg = [
         "--config.entrypoint", "/bin/busybox", "--config.cmd", "sh",
         "--config.env", "PATH=/bin", "--config.env", "GREETING=hi",
@@ -420,12 +395,8 @@ def build_images(root: str) -> Images:
         ],
     )
     make_index_layout(p("bb-oci"), p("index-oci"))
-    make_docker25_archive(
-        p("multi-oci"), p("multi.docker25.tar"), "localhost/multi:latest"
-    )
-    make_two_image_archive(
-        p("bb.docker25.tar"), p("multi.docker25.tar"), p("two.docker.tar")
-    )
+    make_docker25_archive(p("multi-oci"), p("multi.docker25.tar"), "localhost/multi:latest")
+    make_two_image_archive(p("bb.docker25.tar"), p("multi.docker25.tar"), p("two.docker.tar"))
     shutil.rmtree(work, ignore_errors=True)
     return Images(
         root=root,
@@ -479,9 +450,7 @@ def podman_setup(root: str) -> Podman:
             '[engine]\nruntime = "runc"\n'
         )
     with open(storage, "w") as f:
-        f.write(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
-        )
+        f.write(f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n')
     tmp = os.path.join(root, "tmp")
     os.makedirs(tmp, exist_ok=True)
     env = dict(

@@ -47,27 +47,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         nargs="?",
         help="output file (default: from the image name, e.g. alpine_latest)",
     )
-    p.add_argument(
-        "--oci-dir", metavar="DIR", help="read the image from this OCI layout directory"
-    )
+    p.add_argument("--oci-dir", metavar="DIR", help="read the image from this OCI layout directory")
     p.add_argument(
         "--loader",
         action="append",
         metavar="PATH",
         help="loader ELF to embed (repeat for --arch all)",
     )
-    p.add_argument(
-        "--arch", help="x86_64, aarch64 or all (default: the loader's or the host's)"
-    )
+    p.add_argument("--arch", help="x86_64, aarch64 or all (default: the loader's or the host's)")
     p.add_argument("--platform", help="image platform to select, OS/ARCH[/VARIANT]")
     p.add_argument(
         "--ref",
         metavar="NAME",
         help="image name recorded in the binary (default: IMAGE)",
     )
-    p.add_argument(
-        "--vm", action="store_true", help="mark the binary to run in VM mode by default"
-    )
+    p.add_argument("--vm", action="store_true", help="mark the binary to run in VM mode by default")
     p.add_argument(
         "--cache",
         action="store_true",
@@ -84,9 +78,7 @@ def _arches(args: argparse.Namespace) -> list[str | None]:
     if args.arch:
         a = uname_arch(args.arch)
         if a not in ARCHES:
-            raise UsageError(
-                f"unsupported --arch {args.arch!r}", "use x86_64, aarch64 or all"
-            )
+            raise UsageError(f"unsupported --arch {args.arch!r}", "use x86_64, aarch64 or all")
         return [a]
     return [None]
 
@@ -120,12 +112,8 @@ def build_one(
         name = ref or image.source_name
         note(f"image digest: {repo_name(name)}@{image.digest}")
         if args is not None:
-            workdir = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir)
-            )
-            image = transforms.apply(
-                image, args, stack, workdir, want, (loader.data, loader.arch)
-            )
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir))
+            image = transforms.apply(image, args, stack, workdir, want, (loader.data, loader.arch))
         progress = None if quiet else progress_for(os.path.basename(output))
         if use_cache:
             cdir = output_cache.cache_dir()
@@ -148,14 +136,10 @@ def build_one(
             if hit:
                 note(f"using cached {cached}")
             else:
-                write_polyglot(
-                    cached, loader.data, image, ref=name, vm=vm, progress=progress
-                )
+                write_polyglot(cached, loader.data, image, ref=name, vm=vm, progress=progress)
             output_cache.copy_atomic(cached, output)
         else:
-            write_polyglot(
-                output, loader.data, image, ref=name, vm=vm, progress=progress
-            )
+            write_polyglot(output, loader.data, image, ref=name, vm=vm, progress=progress)
         return image.digest
 
 
@@ -171,20 +155,12 @@ def run(argv: list[str]) -> int:
             )
         src = Source("oci", args.oci_dir, None)
         ref = args.ref or args.image
-        default = (
-            output_name(ref)
-            if ref
-            else output_name(os.path.basename(os.path.normpath(args.oci_dir)))
-        )
+        default = output_name(ref) if ref else output_name(os.path.basename(os.path.normpath(args.oci_dir)))
     else:
         if not args.image:
             raise UsageError("no image given", "usage: oci2bin IMAGE [OUTPUT]")
         src = parse_source(args.image)
-        ref = args.ref or (
-            src.location
-            if src.transport in ("registry", "docker-daemon", "podman")
-            else None
-        )
+        ref = args.ref or (src.location if src.transport in ("registry", "docker-daemon", "podman") else None)
         if ref is None and src.transport != "registry":
             ref = args.ref
         default = None
@@ -250,9 +226,7 @@ def assemble_parser() -> argparse.ArgumentParser:
         prog="oci2bin assemble",
         description="Join a loader and an image into a polyglot binary.",
     )
-    p.add_argument(
-        "--loader", required=True, action="append", metavar="PATH", help="loader ELF"
-    )
+    p.add_argument("--loader", required=True, action="append", metavar="PATH", help="loader ELF")
     p.add_argument(
         "--image",
         required=True,

@@ -11,9 +11,7 @@ from oci2bin.state import cache
 
 
 def run_list(argv: list[str]) -> int:
-    p = Parser(
-        prog="oci2bin list", description="List binaries in the oci2bin output cache."
-    )
+    p = Parser(prog="oci2bin list", description="List binaries in the oci2bin output cache.")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     ents = cache.entries()
@@ -26,14 +24,10 @@ def run_list(argv: list[str]) -> int:
     rows = [("IMAGE", "DIGEST", "SIZE", "BUILT")]
     for e in ents:
         d = e.as_json()
-        rows.append(
-            (e.image, e.digest.partition(":")[2][:12], human_size(e.size), d["built"])
-        )
+        rows.append((e.image, e.digest.partition(":")[2][:12], human_size(e.size), d["built"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        sys.stdout.write(
-            "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
-        )
+        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
     return 0
 
 

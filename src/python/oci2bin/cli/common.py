@@ -38,9 +38,7 @@ def progress_for(label: str, enabled: bool | None = None):
     def show(done: int, total: int) -> None:
         pct = 100 * done // total if total else 100
         end = "\n" if done >= total else ""
-        sys.stderr.write(
-            f"\roci2bin: writing {label}: {pct:3d}% ({human_size(done)}){end}"
-        )
+        sys.stderr.write(f"\roci2bin: writing {label}: {pct:3d}% ({human_size(done)}){end}")
         sys.stderr.flush()
 
     return show

@@ -53,9 +53,7 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.live:
         if len(args.paths) != 1:
-            raise UsageError(
-                "--live takes one BINARY", "oci2bin diff --live PID BINARY"
-            )
+            raise UsageError("--live takes one BINARY", "oci2bin diff --live PID BINARY")
         root = f"/proc/{args.live}/root"
         if not args.live.isdigit() or not os.path.isdir(root):
             raise UserError(

@@ -11,9 +11,7 @@ from oci2bin.polyglot.reader import Polyglot
 
 
 def parser() -> Parser:
-    p = Parser(
-        prog="oci2bin inspect", description="Show the image inside an oci2bin binary."
-    )
+    p = Parser(prog="oci2bin inspect", description="Show the image inside an oci2bin binary.")
     p.add_argument("binary")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -71,9 +69,7 @@ def render(info: dict) -> str:
     if info["labels"]:
         lines.append("Labels:")
         chunks = [k for k in info["labels"] if ".chunk." in k]
-        lines += [
-            f"  {k}={v}" for k, v in sorted(info["labels"].items()) if k not in chunks
-        ]
+        lines += [f"  {k}={v}" for k, v in sorted(info["labels"].items()) if k not in chunks]
         if chunks:
             lines.append(f"  ({len(chunks)} loader chunk labels not shown)")
     if info["vm"]:

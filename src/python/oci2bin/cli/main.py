@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        sys.stderr.write(
-            f"oci2bin: {e.strerror or e}{where} (check paths, permissions and free space)\n"
-        )
+        sys.stderr.write(f"oci2bin: {e.strerror or e}{where} (check paths, permissions and free space)\n")
         return 1
     except Exception as e:  # a bug: still one line, unless debugging
         if os.environ.get("OCI2BIN_DEBUG"):

@@ -38,9 +38,7 @@ def add_config_arguments(p) -> None:
 
 def config_changes(args) -> ConfigChanges:
     return ConfigChanges(
-        entrypoint=parse_json_array(args.entrypoint, "--entrypoint")
-        if args.entrypoint is not None
-        else None,
+        entrypoint=parse_json_array(args.entrypoint, "--entrypoint") if args.entrypoint is not None else None,
         cmd=parse_json_array(args.cmd, "--cmd") if args.cmd is not None else None,
         env=tuple(parse_kv(e, "--env") for e in args.env),
         workdir=args.workdir,
@@ -61,9 +59,7 @@ def parser() -> Parser:
         metavar="DIR",
         help="OCI layout directory to create",
     )
-    p.add_argument(
-        "--base", metavar="IMAGE", help="base image (default: empty, like FROM scratch)"
-    )
+    p.add_argument("--base", metavar="IMAGE", help="base image (default: empty, like FROM scratch)")
     p.add_argument(
         "--add",
         action="append",
@@ -77,9 +73,7 @@ def parser() -> Parser:
         default=None,
         help="image architecture (amd64, arm64, x86_64, aarch64; default host)",
     )
-    p.add_argument(
-        "--tag", default="latest", help="tag recorded in index.json (default latest)"
-    )
+    p.add_argument("--tag", default="latest", help="tag recorded in index.json (default latest)")
     p.add_argument(
         "--compress",
         choices=["gzip", "zstd", "none"],
@@ -105,9 +99,7 @@ def run(argv: list[str]) -> int:
             image = load_image(parse_source(args.base), stack, platform)
         else:
             image = scratch_image(platform or Platform.host())
-        workdir = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="oci2bin-", dir=parent)
-        )
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=parent))
         image = add_files(image, adds, workdir, args.compress)
         image = apply_config(image, changes)
         if not args.base and not adds and changes.empty():

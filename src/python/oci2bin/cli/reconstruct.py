@@ -31,9 +31,7 @@ def parser() -> Parser:
         action="store_true",
         help="keep the loader embedding in the rebuilt image",
     )
-    p.add_argument(
-        "--label-prefix", default=embed_loader.DEFAULT_PREFIX, metavar="PREFIX"
-    )
+    p.add_argument("--label-prefix", default=embed_loader.DEFAULT_PREFIX, metavar="PREFIX")
     p.add_argument("--ref", metavar="NAME", help="image name recorded in the binary")
     p.add_argument("--vm", action="store_true", help="set the VM-mode flag")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -59,14 +57,8 @@ def run(argv: list[str]) -> int:
             )
         if not args.no_strip:
             image = embed_loader.strip(image, args.label_prefix)
-        ref = (
-            args.ref
-            or image.source_name
-            or (src.location if src.transport == "registry" else None)
-        )
-        out = args.output or output_name(
-            ref, os.path.basename(src.location) + "_rebuilt"
-        )
+        ref = args.ref or image.source_name or (src.location if src.transport == "registry" else None)
+        out = args.output or output_name(ref, os.path.basename(src.location) + "_rebuilt")
         note(f"image digest: {repo_name(ref)}@{image.digest}")
         progress = None if args.quiet else progress_for(os.path.basename(out))
         write_polyglot(out, loader, image, ref=ref, vm=args.vm, progress=progress)

@@ -36,7 +36,5 @@ def run(argv: list[str]) -> int:
     doc = make(name, image.digest, created, pkgs)
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     managers = sorted({p.manager for p in pkgs})
-    note(
-        f"{len(pkgs)} packages ({', '.join(managers) if managers else 'no package database found'})"
-    )
+    note(f"{len(pkgs)} packages ({', '.join(managers) if managers else 'no package database found'})")
     return 0

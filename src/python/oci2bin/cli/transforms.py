@@ -64,9 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--squash", action="store_true", help="merge all layers into one")
     g.add_argument("--compress", choices=["gzip", "zstd"], help="(re)compress layers")
     e = p.add_argument_group("loader embedding (for `oci2bin reconstruct`)")
-    e.add_argument(
-        "--embed-loader-layer", action="store_true", help="store the loader as a layer"
-    )
+    e.add_argument("--embed-loader-layer", action="store_true", help="store the loader as a layer")
     e.add_argument(
         "--embed-loader-labels",
         action="store_true",
@@ -143,9 +141,7 @@ def validate(args: argparse.Namespace) -> list[AddSpec]:
     adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
     for spec in adds:
         if not os.path.lexists(spec.host):
-            raise UserError(
-                f"{spec.host}: no such file or directory", "check the --add path"
-            )
+            raise UserError(f"{spec.host}: no such file or directory", "check the --add path")
         ctr_path(spec.ctr)
     return adds
 
@@ -169,9 +165,7 @@ def apply(
         from oci2bin.mutate.strip import DEFAULT_PREFIXES, strip
 
         prefixes = list(args.strip_prefix) or list(DEFAULT_PREFIXES)
-        image = strip(
-            image, prefixes, workdir, auto=args.strip_auto, compression=compression
-        )
+        image = strip(image, prefixes, workdir, auto=args.strip_auto, compression=compression)
     if args.squash:
         from oci2bin.mutate.squash import squash
 
@@ -185,11 +179,7 @@ def apply(
 
         data, arch = loader
         if args.embed_loader_layer:
-            image = embed_loader.embed_layer(
-                image, data, arch, workdir, args.loader_dir, args.label_prefix
-            )
+            image = embed_loader.embed_layer(image, data, arch, workdir, args.loader_dir, args.label_prefix)
         else:
-            image = embed_loader.embed_labels(
-                image, data, arch, args.label_chunk_size, args.label_prefix
-            )
+            image = embed_loader.embed_labels(image, data, arch, args.label_chunk_size, args.label_prefix)
     return image

@@ -58,10 +58,6 @@ def run(argv: list[str]) -> int:
     )
     note(
         f"updated {args.binary}"
-        + (
-            " (image unchanged)"
-            if digest == before
-            else f" ({before[:19]} -> {digest[:19]})"
-        )
+        + (" (image unchanged)" if digest == before else f" ({before[:19]} -> {digest[:19]})")
     )
     return 0

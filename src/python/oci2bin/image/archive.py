@@ -35,9 +35,7 @@ class TarTree:
             with open(path, "rb") as f:
                 head = f.read(4)
         except OSError as e:
-            raise UserError(
-                f"cannot read {path}: {e.strerror}", "check the path"
-            ) from None
+            raise UserError(f"cannot read {path}: {e.strerror}", "check the path") from None
         if sniff_compression(head) != "none":
             raise UserError(
                 f"{path} is a compressed archive",
@@ -51,9 +49,7 @@ class TarTree:
                     if m.isreg():
                         self._members[name] = (m.offset_data, m.size)
                     elif m.issym():
-                        links[name] = _norm(
-                            posixpath.join(posixpath.dirname(name), m.linkname)
-                        )
+                        links[name] = _norm(posixpath.join(posixpath.dirname(name), m.linkname))
                     elif m.islnk():
                         links[name] = _norm(m.linkname)
         except (tarfile.TarError, OSError) as e:
@@ -77,9 +73,7 @@ class TarTree:
     def open(self, name: str) -> BinaryIO:
         ent = self._members.get(_norm(name))
         if ent is None:
-            raise UserError(
-                f"{name} is missing from {self.path}", "the archive is incomplete"
-            )
+            raise UserError(f"{name} is missing from {self.path}", "the archive is incomplete")
         return FileSlice(self.path, ent[0], ent[1])  # type: ignore[return-value]
 
     def read(self, name: str) -> bytes:
@@ -97,9 +91,7 @@ def _norm(name: str) -> str:
     return name
 
 
-def read_oci_archive(
-    path: str, tag: str | None = None, platform: Platform | None = None
-) -> Image:
+def read_oci_archive(path: str, tag: str | None = None, platform: Platform | None = None) -> Image:
     tree = TarTree(path)
     if tree.size("index.json") is None:
         raise UserError(
@@ -128,9 +120,7 @@ def _normalize_tag(tag: str) -> set[str]:
     return out
 
 
-def read_docker_archive(
-    path: str, tag: str | None = None, platform: Platform | None = None
-) -> Image:
+def read_docker_archive(path: str, tag: str | None = None, platform: Platform | None = None) -> Image:
     try:
         return _read_docker_archive(path, tag, platform)
     except (KeyError, TypeError, AttributeError, ValueError) as e:
@@ -140,9 +130,7 @@ def read_docker_archive(
         ) from None
 
 
-def _read_docker_archive(
-    path: str, tag: str | None, platform: Platform | None
-) -> Image:
+def _read_docker_archive(path: str, tag: str | None, platform: Platform | None) -> Image:
     tree = TarTree(path)
     if not is_docker_archive(tree):
         if tree.size("index.json") is not None:
@@ -155,9 +143,7 @@ def _read_docker_archive(
         manifest = json.loads(tree.read("manifest.json"))
         assert isinstance(manifest, list)
     except (ValueError, AssertionError):
-        raise UserError(
-            f"manifest.json in {path} is not a JSON list", "the archive is corrupt"
-        ) from None
+        raise UserError(f"manifest.json in {path} is not a JSON list", "the archive is corrupt") from None
     if not manifest:
         raise UserError(f"{path} contains no images", "the archive is empty")
     if tag:
@@ -187,9 +173,7 @@ def _read_docker_archive(
 def docker_entry_image(tree: TarTree, entry: dict) -> Image:
     cfg_name = entry.get("Config")
     if not cfg_name or tree.size(cfg_name) is None:
-        raise UserError(
-            f"config {cfg_name!r} missing from {tree.path}", "the archive is incomplete"
-        )
+        raise UserError(f"config {cfg_name!r} missing from {tree.path}", "the archive is incomplete")
     config = tree.read(cfg_name)
     cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     if cfg_name.startswith("blobs/sha256/") and cfg_name != blob_path(cfg_digest):
@@ -214,9 +198,7 @@ def docker_entry_image(tree: TarTree, entry: dict) -> Image:
     for name, diff_id in zip(layer_names, diff_ids):
         size = tree.size(name)
         if size is None:
-            raise UserError(
-                f"layer {name} missing from {tree.path}", "the archive is incomplete"
-            )
+            raise UserError(f"layer {name} missing from {tree.path}", "the archive is incomplete")
         with tree.open(name) as f:
             kind = sniff_compression(f.read(4))
         if name.startswith("blobs/sha256/") and len(name) == 13 + 64:
@@ -225,12 +207,8 @@ def docker_entry_image(tree: TarTree, entry: dict) -> Image:
             digest = diff_id  # an uncompressed layer's digest is its diff_id (verified while reading)
         else:
             digest = _hash_member(tree, name)
-        layers.append(
-            Blob(digest, size, layer_media_type(kind), lambda n=name: tree.open(n))
-        )
-    image = Image(
-        config_bytes=config, layers=tuple(layers), config_media_type=MT_OCI_CONFIG
-    )
+        layers.append(Blob(digest, size, layer_media_type(kind), lambda n=name: tree.open(n)))
+    image = Image(config_bytes=config, layers=tuple(layers), config_media_type=MT_OCI_CONFIG)
     return _reuse_oci_manifest(tree, image)
 
 
@@ -258,9 +236,7 @@ def _reuse_oci_manifest(tree: TarTree, image: Image) -> Image:
             m = json.loads(data)
             if m.get("config", {}).get("digest") != image.config_digest:
                 continue
-            if [x.get("digest") for x in m.get("layers") or []] != [
-                b.digest for b in image.layers
-            ]:
+            if [x.get("digest") for x in m.get("layers") or []] != [b.digest for b in image.layers]:
                 continue
             layers = tuple(
                 Blob(b.digest, b.size, x.get("mediaType", b.media_type), b.opener)

@@ -31,9 +31,7 @@ def has_image(engine: str, ref: str) -> bool:
     return r.returncode == 0
 
 
-def save(
-    ref: str, workdir: str, engine: str | None = None, platform: Platform | None = None
-) -> Image:
+def save(ref: str, workdir: str, engine: str | None = None, platform: Platform | None = None) -> Image:
     """Export `ref` from the first engine that has it into `workdir` (caller owns and cleans it) and read it."""
     engines = [engine] if engine else available_engines()
     if not engines:

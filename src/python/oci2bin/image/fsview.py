@@ -41,9 +41,7 @@ def _norm(name: str) -> str:
     return name.strip("/")
 
 
-def _hash_member(
-    tf: tarfile.TarFile, m: tarfile.TarInfo, keep: bool
-) -> tuple[str, bytes | None]:
+def _hash_member(tf: tarfile.TarFile, m: tarfile.TarInfo, keep: bool) -> tuple[str, bytes | None]:
     f = tf.extractfile(m)
     h = hashlib.sha256()
     kept = bytearray() if keep else None
@@ -55,9 +53,7 @@ def _hash_member(
     return "sha256:" + h.hexdigest(), (bytes(kept) if kept is not None else None)
 
 
-def flatten(
-    image: Image, keep: Iterable[str] = ()
-) -> tuple[dict[str, Node], dict[str, bytes]]:
+def flatten(image: Image, keep: Iterable[str] = ()) -> tuple[dict[str, Node], dict[str, bytes]]:
     """(path -> Node, path -> bytes for the paths in `keep` that are regular files in the final tree)."""
     want = {_norm(k) for k in keep}
     fs: dict[str, Node] = {}
@@ -66,10 +62,7 @@ def flatten(
     def remove_tree(path: str, include_self: bool) -> None:
         prefix = path + "/" if path else ""
         for k in [
-            k
-            for k in fs
-            if (k.startswith(prefix) if prefix else True)
-            or (include_self and k == path)
+            k for k in fs if (k.startswith(prefix) if prefix else True) or (include_self and k == path)
         ]:
             del fs[k]
             data.pop(k, None)
@@ -139,17 +132,9 @@ def live_tree(root: str) -> dict[str, Node]:
                             h.update(chunk)
                 except OSError:
                     continue
-                fs[rel] = Node(
-                    "file", st.st_size, st.st_mode, "sha256:" + h.hexdigest()
-                )
+                fs[rel] = Node("file", st.st_size, st.st_mode, "sha256:" + h.hexdigest())
             else:
-                kind = (
-                    "char"
-                    if stat.S_ISCHR(st.st_mode)
-                    else "block"
-                    if stat.S_ISBLK(st.st_mode)
-                    else "fifo"
-                )
+                kind = "char" if stat.S_ISCHR(st.st_mode) else "block" if stat.S_ISBLK(st.st_mode) else "fifo"
                 fs[rel] = Node(kind, 0, st.st_mode)
     return fs
 
@@ -170,8 +155,6 @@ def diff(old: dict[str, Node], new: dict[str, Node]) -> list[Change]:
             out.append(Change("+", path, None, b))
         elif b is None:
             out.append(Change("-", path, a, None))
-        elif not a.same_as(b) and not (
-            a.kind == b.kind == "dir" and (a.mode & 0o7777) == (b.mode & 0o7777)
-        ):
+        elif not a.same_as(b) and not (a.kind == b.kind == "dir" and (a.mode & 0o7777) == (b.mode & 0o7777)):
             out.append(Change("M", path, a, b))
     return out

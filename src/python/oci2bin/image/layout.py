@@ -47,9 +47,7 @@ class DirTree:
 
     def _path(self, name: str) -> str:
         if name.startswith("/") or ".." in name.split("/"):
-            raise UserError(
-                f"unsafe path {name!r} in {self.description}", "the image is corrupt"
-            )
+            raise UserError(f"unsafe path {name!r} in {self.description}", "the image is corrupt")
         return os.path.join(self.root, name)
 
     def size(self, name: str) -> int | None:
@@ -90,18 +88,14 @@ def _read_json_blob(tree: FileTree, desc: dict) -> tuple[bytes, dict]:
     try:
         return data, json.loads(data)
     except ValueError:
-        raise UserError(
-            f"blob {desc['digest']} is not JSON", "the image is corrupt"
-        ) from None
+        raise UserError(f"blob {desc['digest']} is not JSON", "the image is corrupt") from None
 
 
 def _describe(desc: dict) -> str:
     ann = desc.get("annotations") or {}
     name = ann.get(ANNOTATION_REF_NAME) or ann.get(ANNOTATION_CONTAINERD_NAME)
     plat = Platform.from_json(desc.get("platform"))
-    return " ".join(
-        x for x in (name, str(plat) if plat else None, desc.get("digest", "")[:19]) if x
-    )
+    return " ".join(x for x in (name, str(plat) if plat else None, desc.get("digest", "")[:19]) if x)
 
 
 def _tag_matches(desc: dict, tag: str) -> bool:
@@ -111,10 +105,7 @@ def _tag_matches(desc: dict, tag: str) -> bool:
     if tag in (ref, full):
         return True
     # `busybox:latest` matches containerd names like docker.io/library/busybox:latest
-    return bool(full) and (
-        full.endswith("/" + tag)
-        or (ref == tag.rpartition(":")[2] and full.endswith(tag))
-    )
+    return bool(full) and (full.endswith("/" + tag) or (ref == tag.rpartition(":")[2] and full.endswith(tag)))
 
 
 def _is_attestation(desc: dict) -> bool:
@@ -133,9 +124,7 @@ def _select(descs: list[dict], platform: Platform | None, where: str) -> dict:
         return candidates[0]
     want = platform or Platform.host()
     matching = [
-        d
-        for d in candidates
-        if d.get("platform") and want.matches(Platform.from_json(d["platform"]))
+        d for d in candidates if d.get("platform") and want.matches(Platform.from_json(d["platform"]))
     ]
     if not matching:
         if len(candidates) == 1:
@@ -153,9 +142,7 @@ def _select(descs: list[dict], platform: Platform | None, where: str) -> dict:
     return matching[0]
 
 
-def resolve_descriptor(
-    tree: FileTree, desc: dict, platform: Platform | None, depth: int = 0
-) -> Image:
+def resolve_descriptor(tree: FileTree, desc: dict, platform: Platform | None, depth: int = 0) -> Image:
     """Follow (possibly nested) indexes from `desc` down to one image manifest."""
     if depth > 8:
         raise UserError(
@@ -165,9 +152,7 @@ def resolve_descriptor(
     data, obj = _read_json_blob(tree, desc)
     mt = obj.get("mediaType") or desc.get("mediaType") or ""
     if mt in INDEX_TYPES or (not mt and "manifests" in obj):
-        child = _select(
-            obj.get("manifests") or [], platform, f"image index {desc['digest'][:19]}"
-        )
+        child = _select(obj.get("manifests") or [], platform, f"image index {desc['digest'][:19]}")
         return resolve_descriptor(tree, child, platform, depth + 1)
     if mt in MANIFEST_TYPES or (not mt and "config" in obj):
         return image_from_manifest(
@@ -181,9 +166,7 @@ def resolve_descriptor(
     )
 
 
-def read_layout(
-    tree: FileTree, tag: str | None = None, platform: Platform | None = None
-) -> Image:
+def read_layout(tree: FileTree, tag: str | None = None, platform: Platform | None = None) -> Image:
     """Read one image from an OCI layout (directory or archive)."""
     try:
         return _read_layout(tree, tag, platform)
@@ -208,9 +191,7 @@ def _read_layout(tree: FileTree, tag: str | None, platform: Platform | None) -> 
                 f"index.json in {tree.description} is not JSON",
                 "the image layout is corrupt",
             ) from None
-    descs = [
-        d for d in index.get("manifests") or [] if isinstance(d, dict) and "digest" in d
-    ]
+    descs = [d for d in index.get("manifests") or [] if isinstance(d, dict) and "digest" in d]
     if tag:
         chosen = [d for d in descs if _tag_matches(d, tag)]
         if not chosen:
@@ -257,9 +238,7 @@ def list_tags(tree: FileTree) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- writing
 
 
-def index_json(
-    image: Image, ref_name: str | None, full_name: str | None = None
-) -> bytes:
+def index_json(image: Image, ref_name: str | None, full_name: str | None = None) -> bytes:
     desc: dict = {
         "mediaType": image.media_type,
         "digest": image.digest,

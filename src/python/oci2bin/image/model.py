@@ -62,9 +62,7 @@ def split_digest(digest: str) -> tuple[str, str]:
 
 def canonical_json(obj: object) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------------------------------------------- platform
@@ -99,9 +97,7 @@ class Platform:
         """`linux/arm64/v8`, `arm64`, `aarch64`, `x86_64`."""
         parts = [p for p in text.strip().split("/") if p]
         if not parts or len(parts) > 3:
-            raise UserError(
-                f"invalid platform {text!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64"
-            )
+            raise UserError(f"invalid platform {text!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64")
         if len(parts) == 1:
             parts = ["linux", parts[0]]
         arch = _ARCH_ALIASES.get(parts[1], parts[1])
@@ -138,9 +134,7 @@ class Platform:
 class VerifyingReader(io.RawIOBase):
     """Reads a blob stream and fails at EOF if its size or digest differ from what the manifest says."""
 
-    def __init__(
-        self, raw: BinaryIO, digest: str | None, size: int | None, what: str
-    ) -> None:
+    def __init__(self, raw: BinaryIO, digest: str | None, size: int | None, what: str) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
@@ -249,9 +243,7 @@ class Blob:
     def open(self) -> BinaryIO:
         """A stream of the blob's bytes that raises UserError at EOF if they do not match digest and size."""
         return io.BufferedReader(
-            VerifyingReader(
-                self.opener(), self.digest, self.size, f"blob {self.digest[:19]}"
-            ),
+            VerifyingReader(self.opener(), self.digest, self.size, f"blob {self.digest[:19]}"),
             CHUNK,
         )
 
@@ -300,9 +292,7 @@ def open_uncompressed(blob: Blob) -> BinaryIO:
         import zstandard
 
         return io.BufferedReader(
-            zstandard.ZstdDecompressor().stream_reader(
-                raw, closefd=True, read_across_frames=True
-            ),
+            zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True),
             CHUNK,
         )  # type: ignore[arg-type]
     return raw
@@ -310,12 +300,8 @@ def open_uncompressed(blob: Blob) -> BinaryIO:
 
 def layer_media_type(compression: str, docker: bool = False) -> str:
     if docker:
-        return {"gzip": MT_DOCKER_LAYER_GZIP, "zstd": MT_DOCKER_LAYER_ZSTD}.get(
-            compression, MT_DOCKER_LAYER
-        )
-    return {"gzip": MT_OCI_LAYER_GZIP, "zstd": MT_OCI_LAYER_ZSTD}.get(
-        compression, MT_OCI_LAYER
-    )
+        return {"gzip": MT_DOCKER_LAYER_GZIP, "zstd": MT_DOCKER_LAYER_ZSTD}.get(compression, MT_DOCKER_LAYER)
+    return {"gzip": MT_OCI_LAYER_GZIP, "zstd": MT_OCI_LAYER_ZSTD}.get(compression, MT_OCI_LAYER)
 
 
 def bytes_blob(data: bytes, media_type: str) -> Blob:
@@ -339,17 +325,13 @@ class Image:
     manifest_media_type: str = MT_OCI_MANIFEST
     config_media_type: str = MT_OCI_CONFIG
     manifest_annotations: dict | None = None
-    source_name: str | None = field(
-        default=None, compare=False
-    )  # a name the source gave it (RepoTags etc.)
+    source_name: str | None = field(default=None, compare=False)  # a name the source gave it (RepoTags etc.)
 
     def __post_init__(self) -> None:
         try:
             cfg = json.loads(self.config_bytes)
         except ValueError as e:
-            raise UserError(
-                f"image config is not valid JSON: {e}", "the image is corrupt"
-            ) from None
+            raise UserError(f"image config is not valid JSON: {e}", "the image is corrupt") from None
         if not isinstance(cfg, dict):
             raise UserError("image config is not a JSON object", "the image is corrupt")
         object.__setattr__(self, "_config", cfg)
@@ -372,9 +354,7 @@ class Image:
         cfg = self._config  # type: ignore[attr-defined]
         return Platform(
             cfg.get("os") or "linux",
-            _ARCH_ALIASES.get(
-                cfg.get("architecture", ""), cfg.get("architecture") or "amd64"
-            ),
+            _ARCH_ALIASES.get(cfg.get("architecture", ""), cfg.get("architecture") or "amd64"),
             cfg.get("variant") or None,
         )
 
@@ -406,17 +386,11 @@ class Image:
 
     @property
     def media_type(self) -> str:
-        return (
-            self.manifest_media_type
-            if self.manifest_bytes is not None
-            else MT_OCI_MANIFEST
-        )
+        return self.manifest_media_type if self.manifest_bytes is not None else MT_OCI_MANIFEST
 
     def replace(self, **changes) -> Image:
         """A new Image; any change to config or layers drops the source manifest (it no longer describes it)."""
-        if "manifest_bytes" not in changes and (
-            "config_bytes" in changes or "layers" in changes
-        ):
+        if "manifest_bytes" not in changes and ("config_bytes" in changes or "layers" in changes):
             changes["manifest_bytes"] = None
             changes.setdefault("manifest_media_type", MT_OCI_MANIFEST)
             changes.setdefault("config_media_type", MT_OCI_CONFIG)
@@ -449,9 +423,7 @@ def image_from_manifest(
     try:
         m = json.loads(manifest_bytes)
     except ValueError as e:
-        raise UserError(
-            f"image manifest is not valid JSON: {e}", "the image is corrupt"
-        ) from None
+        raise UserError(f"image manifest is not valid JSON: {e}", "the image is corrupt") from None
     mt = m.get("mediaType") or manifest_media_type or MT_OCI_MANIFEST
     if m.get("schemaVersion") != 2 or mt not in MANIFEST_TYPES or "config" not in m:
         raise UserError(
@@ -464,9 +436,7 @@ def image_from_manifest(
     ).read_bytes()
     layers = []
     for d in m.get("layers") or []:
-        blob = read_blob(
-            d["digest"], int(d["size"]), d.get("mediaType", MT_OCI_LAYER_GZIP)
-        )
+        blob = read_blob(d["digest"], int(d["size"]), d.get("mediaType", MT_OCI_LAYER_GZIP))
         if d.get("annotations"):
             blob = dataclasses.replace(blob, annotations=d["annotations"])
         layers.append(blob)

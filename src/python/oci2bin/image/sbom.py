@@ -33,8 +33,7 @@ class Package:
     @property
     def purl(self) -> str:
         ns = quote(
-            self.distro
-            or {"deb": "debian", "apk": "alpine", "rpm": "redhat"}[self.manager],
+            self.distro or {"deb": "debian", "apk": "alpine", "rpm": "redhat"}[self.manager],
             safe="",
         )
         q = f"?arch={quote(self.arch, safe='')}" if self.arch else ""
@@ -60,9 +59,7 @@ def parse_dpkg(text: str, distro: str = "") -> list[Package]:
                 continue
             k, _, v = line.partition(":")
             fields[k.strip()] = v.strip()
-        if "Package" in fields and fields.get(
-            "Status", "install ok installed"
-        ).endswith(" installed"):
+        if "Package" in fields and fields.get("Status", "install ok installed").endswith(" installed"):
             out.append(
                 Package(
                     fields["Package"],
@@ -164,9 +161,7 @@ def parse_rpmdb_sqlite(db: bytes, distro: str = "") -> list[Package]:
 
 
 def packages(image: Image) -> list[Package]:
-    _, data = flatten(
-        image, keep=(DPKG_STATUS, APK_INSTALLED, *RPM_SQLITE, *OS_RELEASE)
-    )
+    _, data = flatten(image, keep=(DPKG_STATUS, APK_INSTALLED, *RPM_SQLITE, *OS_RELEASE))
     distro = _os_id(data)
     pkgs: list[Package] = []
     if DPKG_STATUS in data:

@@ -38,9 +38,7 @@ class Source:
     def __str__(self) -> str:
         if self.transport in ("path", "registry"):
             return self.location
-        return f"{self.transport}:{self.location}" + (
-            f":{self.tag}" if self.tag else ""
-        )
+        return f"{self.transport}:{self.location}" + (f":{self.tag}" if self.tag else "")
 
 
 def _split_tag(rest: str) -> tuple[str, str | None]:
@@ -60,9 +58,7 @@ def _split_tag(rest: str) -> tuple[str, str | None]:
 
 def parse_source(spec: str) -> Source:
     if not spec:
-        raise UserError(
-            "empty image argument", "pass an image reference or archive path"
-        )
+        raise UserError("empty image argument", "pass an image reference or archive path")
     transport, sep, rest = spec.partition(":")
     if sep and transport in TRANSPORTS and not os.path.exists(spec):
         if transport in ("docker-daemon", "podman", "docker"):
@@ -71,11 +67,7 @@ def parse_source(spec: str) -> Source:
             return Source(transport if transport != "docker" else "docker-daemon", rest)
         path, tag = _split_tag(rest)
         return Source(transport, path, tag)
-    if (
-        os.path.exists(spec)
-        or spec.startswith(("/", "./", "../"))
-        or spec.endswith(".tar")
-    ):
+    if os.path.exists(spec) or spec.startswith(("/", "./", "../")) or spec.endswith(".tar"):
         return Source("path", spec)
     return Source("registry", spec)
 
@@ -87,17 +79,11 @@ def _remote_module():
         return None
 
 
-def load_image(
-    src: Source, stack: contextlib.ExitStack, platform: Platform | None = None
-) -> Image:
+def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | None = None) -> Image:
     """Open `src` as an Image. Temporary files it needs are registered on `stack` (removed when it closes)."""
     t = src.transport
-    if t in ("oci", "oci-archive", "docker-archive", "path") and not os.path.exists(
-        src.location
-    ):
-        raise UserError(
-            f"{src.location}: no such file or directory", "check the image path"
-        )
+    if t in ("oci", "oci-archive", "docker-archive", "path") and not os.path.exists(src.location):
+        raise UserError(f"{src.location}: no such file or directory", "check the image path")
     if t == "oci":
         if not os.path.isdir(src.location):
             raise UserError(
@@ -105,11 +91,7 @@ def load_image(
                 "oci: needs an OCI image layout directory",
             )
         image = layout.read_layout(layout.DirTree(src.location), src.tag, platform)
-        return (
-            image.replace(source_name=_layout_name(src))
-            if image.source_name is None
-            else image
-        )
+        return image.replace(source_name=_layout_name(src)) if image.source_name is None else image
     if t == "oci-archive":
         image = archive.read_oci_archive(src.location, src.tag, platform)
         return image.replace(source_name=_layout_name(src))
@@ -130,16 +112,12 @@ def load_image(
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-"))
     if t in ("docker-daemon", "podman"):
         eng = "docker" if t == "docker-daemon" else "podman"
-        return engine.save(src.location, workdir, eng, platform).replace(
-            source_name=src.location
-        )
+        return engine.save(src.location, workdir, eng, platform).replace(source_name=src.location)
     # registry reference: a copy already in a local engine wins (no network), else pull
     if os.environ.get("OCI2BIN_NO_ENGINE") != "1":
         for eng in engine.available_engines():
             if engine.has_image(eng, src.location):
-                return engine.save(src.location, workdir, eng, platform).replace(
-                    source_name=src.location
-                )
+                return engine.save(src.location, workdir, eng, platform).replace(source_name=src.location)
     remote = _remote_module()
     if remote is not None and hasattr(remote, "pull"):
         dest = os.path.join(workdir, "layout")
@@ -155,9 +133,7 @@ def load_image(
         image = layout.read_layout(layout.DirTree(dest), None, platform)
         return image.replace(source_name=src.location)
     if engine.available_engines():
-        return engine.save(src.location, workdir, None, platform).replace(
-            source_name=src.location
-        )
+        return engine.save(src.location, workdir, None, platform).replace(source_name=src.location)
     raise UserError(
         f"cannot fetch {src.location!r}: no registry client and no docker/podman here",
         "pass docker-archive:PATH, oci:DIR or oci-archive:PATH",

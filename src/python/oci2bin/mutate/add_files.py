@@ -10,19 +10,13 @@ from oci2bin.mutate.layertar import AddSpec, build_host_layer
 from oci2bin.polyglot.format import source_date_epoch
 
 
-def append_layer(
-    image: Image, blob: Blob, diff_id: str, created_by: str, empty: bool = False
-) -> Image:
+def append_layer(image: Image, blob: Blob, diff_id: str, created_by: str, empty: bool = False) -> Image:
     cfg = image.config
     rootfs = cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
     rootfs.setdefault("type", "layers")
     rootfs["diff_ids"] = list(rootfs.get("diff_ids") or []) + [diff_id]
     # SOURCE_DATE_EPOCH when set, else keep the base's time: never the wall clock (reproducible)
-    created = (
-        iso_time(sde)
-        if (sde := source_date_epoch()) is not None
-        else cfg.get("created") or iso_time(0)
-    )
+    created = iso_time(sde) if (sde := source_date_epoch()) is not None else cfg.get("created") or iso_time(0)
     hist = {"created": created, "created_by": created_by}
     if empty:
         hist["empty_layer"] = True
@@ -31,14 +25,10 @@ def append_layer(
     return image.replace(config_bytes=canonical_json(cfg), layers=(*image.layers, blob))
 
 
-def add_files(
-    image: Image, adds: Iterable[AddSpec], workdir: str, compression: str = "gzip"
-) -> Image:
+def add_files(image: Image, adds: Iterable[AddSpec], workdir: str, compression: str = "gzip") -> Image:
     adds = list(adds)
     if not adds:
         return image
     built = build_host_layer(adds, workdir, compression)
-    desc = " ".join(
-        "/" + a.ctr.strip("/") for a in adds
-    )  # container paths only: host paths vary
+    desc = " ".join("/" + a.ctr.strip("/") for a in adds)  # container paths only: host paths vary
     return append_layer(image, built.blob, built.diff_id, f"oci2bin add {desc}")

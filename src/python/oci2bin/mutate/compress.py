@@ -19,9 +19,7 @@ from oci2bin.image.model import (
 from oci2bin.mutate.layertar import _HashingWriter
 
 
-def recompress_blob(
-    blob: Blob, fmt: str, workdir: str, level: int | None = None
-) -> Blob:
+def recompress_blob(blob: Blob, fmt: str, workdir: str, level: int | None = None) -> Blob:
     if blob.compression() == fmt:
         return dataclasses.replace(blob, media_type=layer_media_type(fmt))
     fd, tmp = tempfile.mkstemp(prefix="layer-", suffix=".tmp", dir=workdir)
@@ -39,9 +37,7 @@ def recompress_blob(
             elif fmt == "zstd":
                 import zstandard
 
-                comp = zstandard.ZstdCompressor(level=level or 3).stream_writer(
-                    outer, closefd=False
-                )
+                comp = zstandard.ZstdCompressor(level=level or 3).stream_writer(outer, closefd=False)
             else:
                 comp = outer
             with open_uncompressed(blob) as src:
@@ -61,8 +57,6 @@ def recompress_blob(
 
 def recompress(image: Image, fmt: str, workdir: str) -> Image:
     layers = tuple(recompress_blob(b, fmt, workdir) for b in image.layers)
-    if layers == image.layers and all(
-        a.media_type == b.media_type for a, b in zip(layers, image.layers)
-    ):
+    if layers == image.layers and all(a.media_type == b.media_type for a, b in zip(layers, image.layers)):
         return image
     return image.replace(layers=layers)

@@ -31,9 +31,7 @@ def parse_json_array(text: str, flag: str) -> list[str]:
 def parse_kv(text: str, flag: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise UserError(
-            f"{flag} needs KEY=VALUE, got {text!r}", f"e.g. {flag} NAME=value"
-        )
+        raise UserError(f"{flag} needs KEY=VALUE, got {text!r}", f"e.g. {flag} NAME=value")
     return key, value
 
 

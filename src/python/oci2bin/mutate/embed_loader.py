@@ -47,9 +47,7 @@ def _with_labels(image: Image, labels: dict) -> Image:
     return image.replace(config_bytes=canonical_json(cfg))
 
 
-def _base_labels(
-    loader: bytes, arch: str, prefix: str, strategy: str, original: Image
-) -> dict:
+def _base_labels(loader: bytes, arch: str, prefix: str, strategy: str, original: Image) -> dict:
     """Common labels; `.original.config`/`.original.manifest` let strip() restore the image byte for byte."""
     return {
         f"{prefix}.sha256": hashlib.sha256(loader).hexdigest(),
@@ -90,9 +88,7 @@ def embed_layer(
 
         lw.tar.addfile(ti, io.BytesIO(loader))
     assert lw.result is not None
-    out = append_layer(
-        image, lw.result.blob, lw.result.diff_id, f"{CREATED_BY} /{path}"
-    )
+    out = append_layer(image, lw.result.blob, lw.result.diff_id, f"{CREATED_BY} /{path}")
     labels = _labels(out)
     labels.update(_base_labels(loader, arch, prefix, "layer", image))
     labels[f"{prefix}.path"] = "/" + path
@@ -108,9 +104,7 @@ def embed_labels(
     prefix: str = DEFAULT_PREFIX,
 ) -> Image:
     if chunk_size < 256:
-        raise UserError(
-            f"--label-chunk-size {chunk_size} is too small", "use at least 256 bytes"
-        )
+        raise UserError(f"--label-chunk-size {chunk_size} is too small", "use at least 256 bytes")
     labels = _labels(image)
     chunks = [loader[i : i + chunk_size] for i in range(0, len(loader), chunk_size)]
     labels.update(_base_labels(loader, arch, prefix, "labels", image))
@@ -134,8 +128,7 @@ def extract(image: Image, prefix: str = DEFAULT_PREFIX) -> tuple[bytes, str]:
         try:
             n = int(labels[f"{prefix}.chunks"])
             data = b"".join(
-                base64.b64decode(labels[f"{prefix}.chunk.{i:04d}"], validate=True)
-                for i in range(n)
+                base64.b64decode(labels[f"{prefix}.chunk.{i:04d}"], validate=True) for i in range(n)
             )
         except (KeyError, ValueError) as e:
             raise UserError(
@@ -180,18 +173,14 @@ def _restore(stripped: Image, labels: dict, prefix: str) -> Image | None:
     """The exact pre-embedding image when the recorded original still describes the stripped content."""
     try:
         config = base64.b64decode(labels[f"{prefix}.original.config"], validate=True)
-        manifest = base64.b64decode(
-            labels[f"{prefix}.original.manifest"], validate=True
-        )
+        manifest = base64.b64decode(labels[f"{prefix}.original.manifest"], validate=True)
         mtype = labels.get(f"{prefix}.original.manifest-type") or stripped.media_type
         m = json.loads(manifest)
         if json.loads(config) != stripped.config:
             return None
         if m["config"]["digest"] != sha256_digest(config):
             return None
-        if [x["digest"] for x in m.get("layers") or []] != [
-            b.digest for b in stripped.layers
-        ]:
+        if [x["digest"] for x in m.get("layers") or []] != [b.digest for b in stripped.layers]:
             return None
     except (KeyError, ValueError, TypeError):
         return None

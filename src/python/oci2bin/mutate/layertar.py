@@ -56,13 +56,9 @@ class BuiltLayer:
 class LayerWriter:
     """with LayerWriter(workdir, "gzip") as lw: lw.tar.addfile(...)  -> lw.result (BuiltLayer)."""
 
-    def __init__(
-        self, workdir: str, compression: str = "gzip", level: int | None = None
-    ) -> None:
+    def __init__(self, workdir: str, compression: str = "gzip", level: int | None = None) -> None:
         if compression not in COMPRESSIONS:
-            raise UserError(
-                f"unknown compression {compression!r}", "use gzip, zstd or none"
-            )
+            raise UserError(f"unknown compression {compression!r}", "use gzip, zstd or none")
         self.compression = compression
         fd, self.path = tempfile.mkstemp(prefix="layer-", suffix=".tmp", dir=workdir)
         self._file = os.fdopen(fd, "wb")
@@ -109,9 +105,7 @@ class LayerWriter:
         digest = self._outer.digest()
         final = os.path.join(os.path.dirname(self.path), digest.replace(":", "-"))
         os.replace(self.path, final)
-        blob = file_blob(
-            final, digest, self._outer.size, layer_media_type(self.compression)
-        )
+        blob = file_blob(final, digest, self._outer.size, layer_media_type(self.compression))
         self.result = BuiltLayer(blob, self._inner.digest())
 
 
@@ -133,9 +127,7 @@ class AddSpec:
             try:
                 mode = int(parts[2], 8)
             except ValueError:
-                raise UserError(
-                    f"bad mode in --add {text!r}", "use HOST:CTR[:OCTALMODE]"
-                ) from None
+                raise UserError(f"bad mode in --add {text!r}", "use HOST:CTR[:OCTALMODE]") from None
             parts = parts[:2]
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise UserError(f"bad --add {text!r}", "use HOST:CONTAINER_PATH[:MODE]")
@@ -170,14 +162,10 @@ def collect(adds: Iterable[AddSpec]) -> list[_Entry]:
     for add in adds:
         host = add.host
         if not os.path.lexists(host):
-            raise UserError(
-                f"{host}: no such file or directory", "check the --add path"
-            )
+            raise UserError(f"{host}: no such file or directory", "check the --add path")
         dest = ctr_path(add.ctr)
         if not dest and not os.path.isdir(host):
-            raise UserError(
-                f"cannot add file {host} as '/'", "give a file path inside the image"
-            )
+            raise UserError(f"cannot add file {host} as '/'", "give a file path inside the image")
         if dest:
             entries[dest] = _Entry(dest, host, add.mode)
         if os.path.isdir(host) and not os.path.islink(host):
@@ -236,9 +224,7 @@ def write_host_entries(tar: tarfile.TarFile, entries: list[_Entry], mtime: int) 
             )
 
 
-def build_host_layer(
-    adds: Iterable[AddSpec], workdir: str, compression: str = "gzip"
-) -> BuiltLayer:
+def build_host_layer(adds: Iterable[AddSpec], workdir: str, compression: str = "gzip") -> BuiltLayer:
     entries = collect(adds)
     with LayerWriter(workdir, compression) as lw:
         write_host_entries(lw.tar, entries, default_mtime())
@@ -246,9 +232,7 @@ def build_host_layer(
     return lw.result
 
 
-def copy_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, src: tarfile.TarFile
-) -> None:
+def copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, src: tarfile.TarFile) -> None:
     """Copy one member (with its data, streamed) from a tar read in stream mode to `tar`."""
     if member.isreg():
         f = src.extractfile(member)
@@ -263,9 +247,7 @@ def iter_layer(fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.Tar
             for m in tf:
                 yield m, tf
     except tarfile.TarError as e:
-        raise UserError(
-            f"layer is not a valid tar archive: {e}", "the image is corrupt"
-        ) from None
+        raise UserError(f"layer is not a valid tar archive: {e}", "the image is corrupt") from None
 
 
 def stream_copy(src: BinaryIO, dst: BinaryIO) -> None:

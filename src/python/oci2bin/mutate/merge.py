@@ -33,6 +33,4 @@ def merge(base: Image, overlay: Image) -> Image:
             "layer count and diff_ids disagree in a merged image",
             "an input image is corrupt",
         )
-    return base.replace(
-        config_bytes=canonical_json(cfg), layers=(*base.layers, *overlay.layers)
-    )
+    return base.replace(config_bytes=canonical_json(cfg), layers=(*base.layers, *overlay.layers))

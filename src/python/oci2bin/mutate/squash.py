@@ -36,17 +36,13 @@ def _ancestors(name: str):
 
 def squash(image: Image, workdir: str, compression: str = "gzip") -> Image:
     # pass 1 -------------------------------------------------------------------------------------------------
-    layer_members: list[
-        list[tuple[str, str, str | None]]
-    ] = []  # per layer: (name, kind, linkname)
+    layer_members: list[list[tuple[str, str, str | None]]] = []  # per layer: (name, kind, linkname)
     for blob in image.layers:
         members = []
         with open_uncompressed(blob) as f:
             for m, _ in iter_layer(f):
                 kind = "dir" if m.isdir() else "lnk" if m.islnk() else "other"
-                members.append(
-                    (_norm(m.name), kind, _norm(m.linkname) if m.islnk() else None)
-                )
+                members.append((_norm(m.name), kind, _norm(m.linkname) if m.islnk() else None))
         layer_members.append(members)
 
     deleted: set[str] = set()  # paths whited out by higher layers (and their subtrees)

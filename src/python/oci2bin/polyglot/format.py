@@ -11,9 +11,7 @@ from oci2bin.errors import UserError
 FORMAT_VERSION = 1
 FOOTER_MAGIC = b"OCI2BIN\0"
 FOOTER_END_MAGIC = b"OCI2END\0"
-FOOTER = struct.Struct(
-    "<8sIIQQQQQ8s"
-)  # magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end
+FOOTER = struct.Struct("<8sIIQQQQQ8s")  # magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end
 FOOTER_SIZE = FOOTER.size
 assert FOOTER_SIZE == 64
 FLAG_VM = 1 << 0
@@ -56,17 +54,13 @@ class Elf:
 def parse_elf(data: bytes, what: str = "loader") -> Elf:
     """Validate a static little-endian ELF64 executable and return what the writer needs."""
     if len(data) < EHDR.size or not data.startswith(ELF_MAGIC):
-        raise UserError(
-            f"{what} is not an ELF file", "pass the oci2bin loader binary with --loader"
-        )
+        raise UserError(f"{what} is not an ELF file", "pass the oci2bin loader binary with --loader")
     if data[4] != 2 or data[5] != 1:
         raise UserError(
             f"{what} is not a little-endian ELF64 file",
             "build the loader for x86_64 or aarch64",
         )
-    (_, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = (
-        EHDR.unpack_from(data, 0)
-    )
+    (_, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(data, 0)
     if e_type not in (2, 3):
         raise UserError(
             f"{what} is not an executable (ELF type {e_type})",
@@ -78,14 +72,10 @@ def parse_elf(data: bytes, what: str = "loader") -> Elf:
             "use an x86_64 or aarch64 loader",
         )
     if phentsize != PHDR.size or phnum == 0 or phoff + phnum * phentsize > len(data):
-        raise UserError(
-            f"{what} has no valid program header table", "the loader binary is corrupt"
-        )
+        raise UserError(f"{what} has no valid program header table", "the loader binary is corrupt")
     max_align = 0
     for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz, _, p_align = PHDR.unpack_from(
-            data, phoff + i * phentsize
-        )
+        p_type, _, p_offset, _, _, p_filesz, _, p_align = PHDR.unpack_from(data, phoff + i * phentsize)
         if p_type == PT_INTERP:
             raise UserError(
                 f"{what} is dynamically linked",
@@ -128,9 +118,7 @@ def unrelocate_loader(data: bytes, l_off: int) -> bytes:
 
 
 def parse_elf_unchecked(data: bytes) -> Elf:
-    (_, _, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(
-        data, 0
-    )
+    (_, _, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(data, 0)
     return Elf(machine, ELF_ARCH.get(machine, str(machine)), phoff, phnum, phentsize, 0)
 
 
@@ -148,10 +136,7 @@ def head_program_headers(data: bytes, elf: Elf, l_off: int) -> bytes:
     "lowest vaddr - its p_offset + e_phoff" (older kernels, qemu-user). musl's static start-up walks AT_PHDR
     to find PT_TLS, so a wrong AT_PHDR crashes the loader before main().
     """
-    entries = [
-        list(PHDR.unpack_from(data, elf.phoff + i * elf.phentsize))
-        for i in range(elf.phnum)
-    ]
+    entries = [list(PHDR.unpack_from(data, elf.phoff + i * elf.phentsize)) for i in range(elf.phnum)]
     loads = [e for e in entries if e[0] == PT_LOAD]
     min_vaddr = min(e[3] for e in loads)
     if e_type_of(data) != 2 or min_vaddr < l_off + 0x10000:
@@ -284,9 +269,7 @@ class Footer:
         """None when the bytes are not an oci2bin footer."""
         if len(data) != FOOTER_SIZE:
             return None
-        magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end = (
-            FOOTER.unpack(data)
-        )
+        magic, version, flags, tar_end, m_size, sig_off, sig_len, l_off, end = FOOTER.unpack(data)
         if magic != FOOTER_MAGIC or end != FOOTER_END_MAGIC:
             return None
         return Footer(flags, tar_end, m_size, sig_off, sig_len, l_off, version)

@@ -59,10 +59,7 @@ class Polyglot:
                 if not (
                     footer.loader_offset < footer.tar_end
                     and footer.tar_end + footer.meta_size <= limit
-                    and (
-                        footer.sig_offset == 0
-                        or footer.sig_offset + footer.sig_size <= limit
-                    )
+                    and (footer.sig_offset == 0 or footer.sig_offset + footer.sig_size <= limit)
                     and footer.meta_size <= 64 << 20
                 ):
                     raise NotPolyglot(
@@ -72,9 +69,7 @@ class Polyglot:
                 f.seek(footer.tar_end)
                 raw = f.read(footer.meta_size)
         except OSError as e:
-            raise UserError(
-                f"cannot read {path}: {e.strerror}", "check the path"
-            ) from None
+            raise UserError(f"cannot read {path}: {e.strerror}", "check the path") from None
         try:
             meta = json.loads(raw)
             assert isinstance(meta, dict)
@@ -124,9 +119,7 @@ class Polyglot:
         split_digest(digest)
         name = blob_path(digest)
         if name not in self.entries:
-            raise UserError(
-                f"{self.path}: blob {digest} missing", "the file is corrupt"
-            )
+            raise UserError(f"{self.path}: blob {digest} missing", "the file is corrupt")
         off, actual = self.entries[name]
         if actual != size:
             raise UserError(
@@ -139,9 +132,7 @@ class Polyglot:
         digest = self.metadata.get("digest", "")
         name = blob_path(digest)
         if name not in self.entries:
-            raise UserError(
-                f"{self.path}: manifest {digest} missing", "the file is corrupt"
-            )
+            raise UserError(f"{self.path}: manifest {digest} missing", "the file is corrupt")
         _off, size = self.entries[name]
         manifest = self._blob(digest, size, MT_OCI_MANIFEST).read_bytes()
         image = image_from_manifest(manifest, self._blob)

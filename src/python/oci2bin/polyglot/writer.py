@@ -65,9 +65,7 @@ def parse_created(created: str | None) -> int | None:
                 if sign in clock:
                     clock, _, zone = clock.partition(sign)
                     hh, _, mm = zone.partition(":")
-                    offset = (
-                        (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
-                    )
+                    offset = (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
         clock = clock.split(".", 1)[0]
         t = time.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
         return calendar.timegm(t) - offset
@@ -157,14 +155,7 @@ def write_polyglot(
         ("oci-layout", OCI_LAYOUT_BYTES),
         ("manifest.json", docker_manifest_json(image, ref)),
     ]
-    total = (
-        l_off
-        + len(loader)
-        + len(config)
-        + sum(b.size for b in layers)
-        + len(manifest)
-        + 8 * BLOCK
-    )
+    total = l_off + len(loader) + len(config) + sum(b.size for b in layers) + len(manifest) + 8 * BLOCK
 
     out_dir = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output):

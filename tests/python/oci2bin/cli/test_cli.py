@@ -14,11 +14,7 @@ from oci2bin_testrig import have, run, synthetic_elf  # pants: no-infer-dep
 
 
 def one_error_line(r) -> str:
-    lines = [
-        x
-        for x in r.stderr.strip().splitlines()
-        if not x.startswith("oci2bin: image digest: ")
-    ]
+    lines = [x for x in r.stderr.strip().splitlines() if not x.startswith("oci2bin: image digest: ")]
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("oci2bin: ") and lines[0].endswith(")"), lines[0]
     return lines[0]
@@ -57,11 +53,7 @@ def test_inspect(cli, images, tmp_path):
     assert "org.opencontainers.image.title=bb" in text
     assert "Digest: localhost/bb@sha256:" in text and "oci2bin: 0.1.0" in text
     info = json.loads(cli("inspect", "bb", "--json", check=True).stdout)
-    assert (
-        info["entrypoint"] == ["/bin/busybox"]
-        and info["layers"] == 1
-        and info["env"][1] == "GREETING=hi"
-    )
+    assert info["entrypoint"] == ["/bin/busybox"] and info["layers"] == 1 and info["env"][1] == "GREETING=hi"
     assert info["build"]["digest"].startswith("sha256:")
 
 
@@ -118,16 +110,12 @@ def test_corrupt_layer_no_partial_output(cli, images, tmp_path):
     bad = tmp_path / "bad-oci"
     shutil.copytree(images.bb_oci, bad)
     idx = json.loads((bad / "index.json").read_text())
-    man = json.loads(
-        (bad / "blobs/sha256" / idx["manifests"][0]["digest"][7:]).read_text()
-    )
+    man = json.loads((bad / "blobs/sha256" / idx["manifests"][0]["digest"][7:]).read_text())
     blob = bad / "blobs/sha256" / man["layers"][0]["digest"][7:]
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 1
     blob.write_bytes(bytes(data))
-    r = cli(
-        f"oci:{bad}", "out", "--squash"
-    )  # a transform too: its temp dir must go as well
+    r = cli(f"oci:{bad}", "out", "--squash")  # a transform too: its temp dir must go as well
     assert r.returncode == 1
     assert "digest mismatch" in one_error_line(r) or "corrupt" in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["bad-oci"]
@@ -204,14 +192,8 @@ def test_arch_all(cli, images, tmp_path, loader_path):
     script = (tmp_path / "multi").read_text()
     assert script.startswith("#!/bin/sh") and "uname -m" in script
     # the wrapper execs the x86_64 file here (busybox as loader then says which name it was called by)
-    w = subprocess.run(
-        [str(tmp_path / "multi"), "--help"], capture_output=True, text=True, check=False
-    )
-    assert (
-        os.uname().machine != "x86_64"
-        or "multi_x86_64" in (w.stdout + w.stderr)
-        or w.returncode == 0
-    )
+    w = subprocess.run([str(tmp_path / "multi"), "--help"], capture_output=True, text=True, check=False)
+    assert os.uname().machine != "x86_64" or "multi_x86_64" in (w.stdout + w.stderr) or w.returncode == 0
 
 
 def test_arch_mismatch_single_platform(cli, images, tmp_path):
@@ -270,9 +252,7 @@ def test_cache_list_prune(cli, images, tmp_path, session_dir):
     assert r1.returncode == 0 and "using cached" not in r1.stderr
     r2 = cli(images.bb_docker, "one", "--cache", env=env)
     assert r2.returncode == 0 and "using cached" in r2.stderr
-    assert (tmp_path / "one").read_bytes() == next(
-        (cache_home / "oci2bin/output").iterdir()
-    ).read_bytes()
+    assert (tmp_path / "one").read_bytes() == next((cache_home / "oci2bin/output").iterdir()).read_bytes()
     # a second digest of the same image name
     assert (
         cli(
@@ -288,9 +268,7 @@ def test_cache_list_prune(cli, images, tmp_path, session_dir):
     assert cli(images.bb_docker, "one", "--cache", env=env).returncode == 0
     r1 = cli(images.bb_docker, "one", "--cache", env=env)
     entries = json.loads(cli("list", "--json", env=env, check=True).stdout)
-    assert len(entries) == 2 and {e["image"] for e in entries} == {
-        "localhost/bb:latest"
-    }
+    assert len(entries) == 2 and {e["image"] for e in entries} == {"localhost/bb:latest"}
     table = cli("list", env=env, check=True).stdout
     assert table.splitlines()[0].split() == ["IMAGE", "DIGEST", "SIZE", "BUILT"]
     dry = cli("prune", "--dry-run", env=env, check=True).stdout
@@ -311,18 +289,12 @@ def test_mkimage_cli(cli, tmp_path, loader_path):
     ]  # fmt: skip
     cli(*args, "-o", "img1", check=True)
     cli(*args, "-o", "img2", check=True)
-    files1 = sorted(
-        p.relative_to(tmp_path / "img1") for p in (tmp_path / "img1").rglob("*")
-    )
-    files2 = sorted(
-        p.relative_to(tmp_path / "img2") for p in (tmp_path / "img2").rglob("*")
-    )
+    files1 = sorted(p.relative_to(tmp_path / "img1") for p in (tmp_path / "img1").rglob("*"))
+    files2 = sorted(p.relative_to(tmp_path / "img2") for p in (tmp_path / "img2").rglob("*"))
     assert files1 == files2
     for f in files1:
         if (tmp_path / "img1" / f).is_file():
-            assert (tmp_path / "img1" / f).read_bytes() == (
-                tmp_path / "img2" / f
-            ).read_bytes()
+            assert (tmp_path / "img1" / f).read_bytes() == (tmp_path / "img2" / f).read_bytes()
     if not have("skopeo"):
         run(["skopeo", "inspect", f"oci:{tmp_path}/img1:latest"])
     cli(
@@ -337,9 +309,7 @@ def test_mkimage_cli(cli, tmp_path, loader_path):
     )
     info = json.loads(cli("inspect", "bin", "--json", check=True).stdout)
     assert (
-        info["entrypoint"] == ["/app/run.sh"]
-        and info["user"] == "1000:1000"
-        and info["labels"] == {"k": "v"}
+        info["entrypoint"] == ["/app/run.sh"] and info["user"] == "1000:1000" and info["labels"] == {"k": "v"}
     )
     # with a base image
     cli(
@@ -362,9 +332,7 @@ def test_mkimage_cli(cli, tmp_path, loader_path):
         "bin3",
         check=True,
     )
-    assert (
-        json.loads(cli("inspect", "bin3", "--json", check=True).stdout)["layers"] == 2
-    )
+    assert json.loads(cli("inspect", "bin3", "--json", check=True).stdout)["layers"] == 2
     r = cli(*args, "-o", "img1")
     assert r.returncode == 1 and "already exists" in one_error_line(r)
 
@@ -385,9 +353,7 @@ def test_diff(cli, images, tmp_path):
     assert r.returncode == 1
     lines = r.stdout.splitlines()
     assert "+ /app/bin/hello.sh (29 B)" in lines
-    assert "- /bin/vi (1.9 MB)" in lines or any(
-        x.startswith("- /bin/vi (") for x in lines
-    )
+    assert "- /bin/vi (1.9 MB)" in lines or any(x.startswith("- /bin/vi (") for x in lines)
     assert any(x.startswith("+ /etc/motd (") for x in lines)
     assert lines[-1].endswith("modified")
     r = cli("diff", "bb")
@@ -399,9 +365,7 @@ def test_update(cli, images, tmp_path):
     before = (tmp_path / "u").read_bytes()
     r = cli("update", "u", "--image", f"docker-archive:{images.bb_docker}")
     assert r.returncode == 0 and "image unchanged" in r.stderr
-    assert (
-        tmp_path / "u"
-    ).read_bytes() == before  # same image, same embedded loader: same bytes
+    assert (tmp_path / "u").read_bytes() == before  # same image, same embedded loader: same bytes
     r = cli("update", "u", "--image", f"oci:{images.multi_oci}")
     assert r.returncode == 0, r.stderr
     p = Polyglot(str(tmp_path / "u"))
@@ -421,8 +385,7 @@ def test_reconstruct(cli, images, tmp_path, flag):
     assert (tmp_path / "rebuilt").read_bytes() == (tmp_path / "plain").read_bytes()
     cli("reconstruct", "emb", "-o", "kept", "--no-strip", check=True)
     assert (
-        "oci2bin.loader.sha256"
-        in json.loads(cli("inspect", "kept", "--json", check=True).stdout)["labels"]
+        "oci2bin.loader.sha256" in json.loads(cli("inspect", "kept", "--json", check=True).stdout)["labels"]
     )
     r = cli("reconstruct", "plain", "-o", "nope")
     assert r.returncode == 1 and "no oci2bin.loader" in one_error_line(r)

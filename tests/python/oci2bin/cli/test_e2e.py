@@ -35,9 +35,7 @@ def _run(binary: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize(
-    "extra", [[], ["--squash"], ["--squash", "--compress", "zstd"]]
-)
+@pytest.mark.parametrize("extra", [[], ["--squash"], ["--squash", "--compress", "zstd"]])
 def test_multilayer_runs(cli, images, tmp_path, real_loader, extra):
     r = cli(f"oci:{images.multi_oci}", "multi", *extra)
     assert r.returncode == 0, r.stderr

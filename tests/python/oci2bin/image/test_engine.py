@@ -20,7 +20,7 @@ def test_podman_save(images, podman, monkeypatch):
 
         ref = read_docker_archive(images.bb_docker)
         assert im.config_digest == ref.config_digest
-        assert [b.read_bytes() for b in im.layers] != None
+        assert all(b.read_bytes() for b in im.layers)
         assert im.source_name == "localhost/bb:latest"
 
 

@@ -21,9 +21,7 @@ def test_platform_parse():
     assert Platform.parse("x86_64") == Platform("linux", "amd64")
     assert Platform.parse("linux/arm64/v8") == Platform("linux", "arm64", "v8")
     assert Platform.parse("aarch64").matches(Platform("linux", "arm64", "v8"))
-    assert not Platform.parse("linux/arm64/v7").matches(
-        Platform("linux", "arm64", "v8")
-    )
+    assert not Platform.parse("linux/arm64/v7").matches(Platform("linux", "arm64", "v8"))
     with pytest.raises(UserError):
         Platform.parse("a/b/c/d")
 
@@ -39,14 +37,10 @@ def test_blob_verification():
     data = b"hello world"
     good = Blob(sha256_digest(data), len(data), MT_OCI_LAYER, lambda: io.BytesIO(data))
     assert good.read_bytes() == data
-    short = Blob(
-        sha256_digest(data), len(data) + 1, MT_OCI_LAYER, lambda: io.BytesIO(data)
-    )
+    short = Blob(sha256_digest(data), len(data) + 1, MT_OCI_LAYER, lambda: io.BytesIO(data))
     with pytest.raises(UserError, match="bytes"):
         short.read_bytes()
-    wrong = Blob(
-        sha256_digest(b"other"), len(data), MT_OCI_LAYER, lambda: io.BytesIO(data)
-    )
+    wrong = Blob(sha256_digest(b"other"), len(data), MT_OCI_LAYER, lambda: io.BytesIO(data))
     with pytest.raises(UserError, match="digest mismatch"):
         wrong.read_bytes()
 

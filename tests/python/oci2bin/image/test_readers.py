@@ -56,9 +56,7 @@ def test_docker_archives(images, which):
     assert len(im.layers) == 1
     assert "bin/busybox" in _layer_names(im)
     assert im.source_name.startswith("localhost/bb:")
-    if (
-        which == "bb_docker25"
-    ):  # the OCI manifest inside is reused, so the image digest survives
+    if which == "bb_docker25":  # the OCI manifest inside is reused, so the image digest survives
         assert im.digest == src.digest
     if which == "bb_legacy_docker":  # uncompressed layer: digest == diff_id
         assert im.layers[0].compression() == "none"

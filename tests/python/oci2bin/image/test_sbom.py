@@ -57,9 +57,7 @@ def rpm_header(tags: dict[int, object]) -> bytes:
 def rpmdb(tmp_path) -> bytes:
     p = tmp_path / "rpmdb.sqlite"
     con = sqlite3.connect(p)
-    con.execute(
-        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)"
-    )
+    con.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
     for name, ver, rel, epoch in (
         ("bash", "5.2.26", "3.fc40", None),
         ("openssl-libs", "3.2.1", "2.fc40", 1),
@@ -116,9 +114,7 @@ def test_sbom_cli(cli, tmp_path, loader_bytes):
             ("var/lib/rpm/rpmdb.sqlite", rpmdb(tmp_path)),
         ]
     )
-    write_polyglot(
-        str(tmp_path / "bin"), loader_bytes, im, ref="localhost/deb:1", check_arch=False
-    )
+    write_polyglot(str(tmp_path / "bin"), loader_bytes, im, ref="localhost/deb:1", check_arch=False)
     r = cli("sbom", "bin", check=True)
     doc = json.loads(r.stdout)
     assert doc["spdxVersion"] == "SPDX-2.3" and doc["name"] == "localhost/deb:1"
@@ -145,8 +141,6 @@ def test_sbom_apk_and_empty(cli, tmp_path, loader_bytes):
     doc = json.loads(cli("sbom", "a", "--format", "cyclonedx", check=True).stdout)
     assert [c["name"] for c in doc["components"]] == ["busybox", "musl"]
     assert doc["components"][0]["licenses"] == [{"license": {"name": "GPL-2.0-only"}}]
-    write_polyglot(
-        str(tmp_path / "e"), loader_bytes, image_with([("x", b"y")]), check_arch=False
-    )
+    write_polyglot(str(tmp_path / "e"), loader_bytes, image_with([("x", b"y")]), check_arch=False)
     r = cli("sbom", "e", check=True)
     assert json.loads(r.stdout)["packages"] == [] and "no package database" in r.stderr

@@ -36,9 +36,7 @@ def test_relocation_and_header():
     assert fmt.unrelocate_loader(moved, 0x10000) == data
     head = fmt.EHDR.unpack(fmt.head_elf_header(data, 0x10000))
     orig = fmt.EHDR.unpack_from(data, 0)
-    assert (
-        head[5] == fmt.HEAD_PHDR_OFFSET
-    )  # e_phoff: the head table right after tar header #1
+    assert head[5] == fmt.HEAD_PHDR_OFFSET  # e_phoff: the head table right after tar header #1
     assert head[10] == orig[10] + 1  # e_phnum: plus the head PT_LOAD
     assert head[6] == 0 and head[12] == 0 and head[13] == 0  # no section headers
     assert head[:5] == orig[:5] and head[7:10] == orig[7:10]
@@ -50,23 +48,17 @@ def test_head_table_maps_itself_below_the_loader():
     data = synthetic_elf()
     elf = fmt.parse_elf(data)
     table = fmt.head_program_headers(data, elf, 0x10000)
-    entries = [
-        fmt.PHDR.unpack_from(table, i) for i in range(0, len(table), fmt.PHDR.size)
-    ]
+    entries = [fmt.PHDR.unpack_from(table, i) for i in range(0, len(table), fmt.PHDR.size)]
     loads = [e for e in entries if e[0] == fmt.PT_LOAD]
     assert loads == sorted(loads, key=lambda e: e[3])  # sorted by vaddr
     head = loads[0]
-    assert head[2] == 0 and head[4 + 1] >= fmt.HEAD_PHDR_OFFSET + len(
-        table
-    )  # maps the table
+    assert head[2] == 0 and head[4 + 1] >= fmt.HEAD_PHDR_OFFSET + len(table)  # maps the table
     at_phdr_new = fmt.HEAD_PHDR_OFFSET - head[2] + head[3]
     at_phdr_old = head[3] - head[2] + fmt.HEAD_PHDR_OFFSET
     assert at_phdr_new == at_phdr_old
     for e in entries:
         if e[0] == fmt.PT_PHDR:
-            assert (
-                e[3] == at_phdr_new
-            )  # musl: load base = AT_PHDR - PT_PHDR.p_vaddr = 0
+            assert e[3] == at_phdr_new  # musl: load base = AT_PHDR - PT_PHDR.p_vaddr = 0
     originals = [fmt.PHDR.unpack_from(data, 64 + 56 * i) for i in range(elf.phnum)]
     for orig in originals:
         if orig[0] == fmt.PT_LOAD:
@@ -95,12 +87,7 @@ def test_ustar_header_is_read_by_tarfile():
     ti = tarfile.TarInfo.frombuf(h, "utf-8", "surrogateescape")
     assert ti.size == 5 and ti.mode == 0o755 and ti.mtime == 1700000000 and ti.uid == 0
     assert ti.name == "\x7fELF\x02\x01\x01"
-    buf = io.BytesIO(
-        fmt.ustar_header(b"blobs/sha256/x", 3, 0o644, 0)
-        + b"abc"
-        + b"\0" * 509
-        + b"\0" * 1024
-    )
+    buf = io.BytesIO(fmt.ustar_header(b"blobs/sha256/x", 3, 0o644, 0) + b"abc" + b"\0" * 509 + b"\0" * 1024)
     with tarfile.open(fileobj=buf) as tf:
         assert tf.getnames() == ["blobs/sha256/x"]
 

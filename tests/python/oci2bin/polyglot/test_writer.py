@@ -40,19 +40,13 @@ def test_roundtrip(built, bb_image, loader_bytes):
     md = p.metadata
     assert md["digest"] == bb_image.digest == res.digest
     assert md["config_digest"] == bb_image.config_digest
-    assert (
-        md["image"] == "localhost/bb:latest" and md["format"] == 1 and md["vm"] is False
-    )
+    assert md["image"] == "localhost/bb:latest" and md["format"] == 1 and md["vm"] is False
     assert md["arch"] == "amd64" and md["loader_size"] == len(loader_bytes)
     assert p.loader() == loader_bytes
     im = p.image()
     assert im.digest == bb_image.digest
-    assert [b.read_bytes() for b in im.layers] == [
-        b.read_bytes() for b in bb_image.layers
-    ]
-    assert json.loads(p.read_entry("manifest.json"))[0]["RepoTags"] == [
-        "localhost/bb:latest"
-    ]
+    assert [b.read_bytes() for b in im.layers] == [b.read_bytes() for b in bb_image.layers]
+    assert json.loads(p.read_entry("manifest.json"))[0]["RepoTags"] == ["localhost/bb:latest"]
 
 
 def test_byte_layout(built, loader_bytes):
@@ -67,14 +61,9 @@ def test_byte_layout(built, loader_bytes):
     table = fmt.head_program_headers(loader_bytes, elf, l_off)
     assert data[512 : 512 + len(table)] == table
     assert data[512 + len(table) : l_off] == b"\0" * (l_off - 512 - len(table))
-    assert (
-        fmt.unrelocate_loader(data[l_off : l_off + len(loader_bytes)], l_off)
-        == loader_bytes
-    )
+    assert fmt.unrelocate_loader(data[l_off : l_off + len(loader_bytes)], l_off) == loader_bytes
     footer = fmt.Footer.unpack(data[-64:])
-    assert (
-        footer.loader_offset == l_off and footer.flags == 0 and footer.sig_offset == 0
-    )
+    assert footer.loader_offset == l_off and footer.flags == 0 and footer.sig_offset == 0
     assert data[footer.tar_end - 1024 : footer.tar_end] == b"\0" * 1024
     meta = data[footer.tar_end : footer.tar_end + footer.meta_size]
     assert footer.tar_end + footer.meta_size + 64 == len(data)
@@ -87,14 +76,9 @@ def test_byte_layout(built, loader_bytes):
     assert names[-4] == "blobs/sha256/" + obj["digest"][7:]
     for name, off, size in obj["entries"]:
         if name.startswith("blobs/"):
-            assert (
-                "sha256:" + hashlib.sha256(data[off : off + size]).hexdigest()
-                == "sha256:" + name[13:]
-            )
+            assert "sha256:" + hashlib.sha256(data[off : off + size]).hexdigest() == "sha256:" + name[13:]
         hdr = tarfile.TarInfo.frombuf(data[off - 512 : off], "utf-8", "strict")
-        assert (
-            hdr.name == name and hdr.size == size and hdr.mode == 0o644 and hdr.uid == 0
-        )
+        assert hdr.name == name and hdr.size == size and hdr.mode == 0o644 and hdr.uid == 0
 
 
 def test_python_tarfile_and_gnu_tar(built):
@@ -104,10 +88,7 @@ def test_python_tarfile_and_gnu_tar(built):
     assert "manifest.json" in names and "index.json" in names and "oci-layout" in names
     r = run(["tar", "-tf", out])
     listed = r.stdout.splitlines()
-    assert (
-        "manifest.json" in listed
-        and sum(n.startswith("blobs/sha256/") for n in listed) == 3
-    )
+    assert "manifest.json" in listed and sum(n.startswith("blobs/sha256/") for n in listed) == 3
 
 
 @pytest.mark.skipif(have("skopeo") is not None, reason="skopeo not installed")
@@ -128,9 +109,7 @@ def test_skopeo_accepts_oci_archive(built, bb_image, tmp_path):
 
 
 @pytest.mark.skipif(have("skopeo") is not None, reason="skopeo not installed")
-@pytest.mark.parametrize(
-    "fmt_flag", [["-f", "v2s2", "--dest-oci-accept-uncompressed-layers"], []]
-)
+@pytest.mark.parametrize("fmt_flag", [["-f", "v2s2", "--dest-oci-accept-uncompressed-layers"], []])
 def test_skopeo_accepts_docker_archive(built, bb_image, tmp_path, fmt_flag):
     """docker-archive:FILE -> oci:DIR. skopeo decompresses docker-archive layers (so layer digests become the
     config's diff_ids) and, when converting to an OCI manifest, re-serialises the config; with -f v2s2 the
@@ -162,10 +141,7 @@ def test_podman_load(built, bb_image, podman):
     r = podman.run("load", "-i", out)
     assert "localhost/bb:latest" in r.stdout + r.stderr
     info = json.loads(podman.run("image", "inspect", "localhost/bb:latest").stdout)
-    assert (
-        "sha256:" + info[0]["Id"] == bb_image.config_digest
-        or info[0]["Id"] == bb_image.config_digest[7:]
-    )
+    assert "sha256:" + info[0]["Id"] == bb_image.config_digest or info[0]["Id"] == bb_image.config_digest[7:]
     podman.run("rmi", "-f", "localhost/bb:latest")
 
 
@@ -180,14 +156,10 @@ def test_reproducible(tmp_path, loader_bytes, images, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
     im = archive.read_docker_archive(images.bb_docker)
     write_polyglot(str(tmp_path / "o3"), loader_bytes, im, ref="localhost/bb:latest")
-    assert (
-        Path(str(tmp_path / "o3")).read_bytes() != outs[0]
-    )  # tar mtimes follow SOURCE_DATE_EPOCH
+    assert Path(str(tmp_path / "o3")).read_bytes() != outs[0]  # tar mtimes follow SOURCE_DATE_EPOCH
 
 
-def test_mtime_is_image_creation_without_sde(
-    tmp_path, loader_bytes, bb_image, monkeypatch
-):
+def test_mtime_is_image_creation_without_sde(tmp_path, loader_bytes, bb_image, monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     out = str(tmp_path / "o")
     write_polyglot(out, loader_bytes, bb_image)
@@ -209,16 +181,12 @@ def test_loader_runs(built, loader_path, tmp_path):
     out, _ = built
     link = tmp_path / "echo"
     link.symlink_to(out)
-    r = subprocess.run(
-        [str(link), "hello", "polyglot"], capture_output=True, text=True, check=True
-    )
+    r = subprocess.run([str(link), "hello", "polyglot"], capture_output=True, text=True, check=True)
     assert r.stdout == "hello polyglot\n"
 
 
 def test_arch_mismatch_rejected(tmp_path, loader_bytes, images):
-    arm = layout.read_layout(
-        layout.DirTree(images.index_oci), None, Platform.parse("arm64")
-    )
+    arm = layout.read_layout(layout.DirTree(images.index_oci), None, Platform.parse("arm64"))
     out = tmp_path / "arm"
     with pytest.raises(UserError, match="loader is for"):
         write_polyglot(str(out), loader_bytes, arm)
@@ -236,9 +204,7 @@ def test_corrupt_layer_leaves_nothing(tmp_path, loader_bytes, images):
     outdir = tmp_path / "out"
     outdir.mkdir()
     with pytest.raises(UserError, match="digest mismatch"):
-        write_polyglot(
-            str(outdir / "x"), loader_bytes, layout.read_layout(layout.DirTree(bad))
-        )
+        write_polyglot(str(outdir / "x"), loader_bytes, layout.read_layout(layout.DirTree(bad)))
     assert os.listdir(outdir) == []
 
 
