@@ -130,7 +130,9 @@ def snapshot_tree(root: str, skip: set[str], no_mtime: set[str]) -> dict[str, tu
 
 
 def tmp_names(token: str) -> set[str]:
-    return {n for n in os.listdir("/tmp") if n.startswith("oci2bin") or token in n}
+    """What this run could leave in /tmp: a run dir (if TMPDIR were ignored) or an attack's file. Other
+    oci2bin tests may be creating their own oci2bin-* dirs there concurrently, so only these count."""
+    return {n for n in os.listdir("/tmp") if n.startswith("oci2bin-run-") or token in n}
 
 
 def sha256_file(path: str) -> str:
