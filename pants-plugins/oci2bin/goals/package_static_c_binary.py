@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pants.backend.cc.target_types import CCSourceField
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.platform import Platform
 from pants.engine.fs import Digest, MergeDigests
@@ -50,11 +51,8 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
     source_fields = [
         field_set.sources,
         *(t[CCSourceField] for t in transitive.dependencies if t.has_field(CCSourceField)),
-        *(
-            t[StaticCSourcesField]
-            for t in transitive.dependencies
-            if t.has_field(StaticCSourcesField) and t.address != field_set.address
-        ),
+        # `.zig` files come from `files` targets (the cc backend's targets take only C/C++ extensions).
+        *(t[FileSourceField] for t in transitive.dependencies if t.has_field(FileSourceField)),
     ]
     sources = await Get(SourceFiles, SourceFilesRequest(source_fields))
     files = sorted(sources.files)
