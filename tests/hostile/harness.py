@@ -26,6 +26,7 @@ from tests.hostile import craft
 UNPRIVILEGED = "tester"
 OK_MARK = "HOSTILE-CHECK-OK"
 EXIT_SETUP = 125
+HUNG = -1  # Result.rc of a run killed at its timeout
 FSIZE_LIMIT = 512 << 20  # safety net for every run: no single file the loader writes may exceed this
 HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hosts", "/etc/resolv.conf")
 
@@ -233,17 +234,25 @@ class Sandbox:
         if self.user != "root":
             shutil.chown(binary, self.user, self.user)
 
-    def run(self, binary: str, args: list[str], fsize: int = FSIZE_LIMIT, timeout: int = 180) -> Result:
-        env = self.env()
+    def run(
+        self, binary: str, args: list[str], fsize: int = FSIZE_LIMIT, timeout: int = 180, env: dict | None = None
+    ) -> Result:
+        env = {**self.env(), **(env or {})}
         cmd = ["prlimit", f"--fsize={fsize}", "--", binary, *args]
         if self.user != "root":
             cmd = ["runuser", "-u", self.user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *cmd]
-        r = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, errors="replace", timeout=timeout,
-            preexec_fn=_default_signals,
+        p = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+            preexec_fn=_default_signals, start_new_session=True,
         )
-        rc = r.returncode if r.returncode >= 0 else 128 - r.returncode
-        return Result(rc, r.stdout, r.stderr)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # our own session: runuser, the loader, the container
+            out, err = p.communicate()
+            return Result(HUNG, out, err)
+        rc = p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return Result(rc, out, err)
 
     def cache_entries(self) -> list[str]:
         d = os.path.join(self.cache, "rootfs")
@@ -291,6 +300,8 @@ def setid_files(root: str) -> list[str]:
 
 def one_error_line(res: Result, pattern: str, rcs: tuple = (EXIT_SETUP,)) -> str | None:
     """None if the run failed the way a hostile input must fail, else what is wrong."""
+    if res.rc == HUNG:
+        return "the loader hung (killed at the timeout)"
     if res.rc not in rcs:
         return f"expected exit {' or '.join(map(str, rcs))} (loader error), got {res.rc}"
     if len(res.lines) != 1:
@@ -307,6 +318,8 @@ def one_error_line(res: Result, pattern: str, rcs: tuple = (EXIT_SETUP,)) -> str
 
 def clean_success(res: Result, warning: str | None, need_mark: bool = True) -> str | None:
     """warning: None = no warnings allowed, "" = any warnings allowed, else at least one must match."""
+    if res.rc == HUNG:
+        return "the loader hung (killed at the timeout)"
     if res.rc != 0 or (need_mark and OK_MARK not in res.stdout):
         return f"expected the container to run its check (exit 0 and {OK_MARK}), got exit {res.rc}"
     for ln in res.lines:

@@ -50,6 +50,8 @@ class Case:
     fsize: int = FSIZE_LIMIT
     small_tmpfs: int = 0
     post: Callable | None = None  # post(sandbox, ctx, result, mode) -> list of problems
+    env: dict = field(default_factory=dict)  # extra environment for the loader
+    timeout: int = 120
     bug: str | None = None  # a known loader bug: strict xfail until fixed (see docs/security.md)
     extra: dict = field(default_factory=dict)
 
@@ -137,6 +139,17 @@ def entry_edit(fn):
     return edit
 
 
+def repeat_layers(n: int):
+    """manifest.json lists the last layer n times (the loader applies it n times; is that bounded?)."""
+
+    def edit(x, p):
+        m = p.manifest()
+        m[0]["Layers"] = m[0]["Layers"][:-1] + m[0]["Layers"][-1:] * n
+        p.set_manifest(m)
+
+    return edit
+
+
 def footer(**changes):
     def edit(x, p):
         def ft(f):
@@ -165,15 +178,19 @@ def poison_build(x: Ctx) -> str:
 
 def poison_post(sb: Sandbox, x: Ctx, res, mode: str) -> list[str]:
     args = ["--no-cache"] if mode == "nocache" else []
-    ra = sb.run(x.extra_a, args)
+    ra = sb.run(x.extra_a, args, env=case_env(x))
     if ra.rc != 0 or "which-A" not in ra.stdout:
         return [f"the trusted image A ran image B's layers after B (same config digest) ran first:\n{ra}"]
     return []
 
 
+def case_env(x: Ctx) -> dict:
+    return getattr(x, "case_env", {})
+
+
 def rerun_same(sb: Sandbox, x: Ctx, res, mode: str, binary: str) -> list[str]:
     """A failed start must not leave anything a second start would use."""
-    again = sb.run(binary, ["--no-cache"] if mode == "nocache" else [])
+    again = sb.run(binary, ["--no-cache"] if mode == "nocache" else [], env=case_env(x))
     if again.rc != res.rc or again.lines != res.lines:
         return [f"a second start behaved differently (cache poisoned by the failed one?):\n{again}"]
     return []
@@ -363,6 +380,25 @@ CASES = [
          "not an oci2bin"),
     Case("file-truncated", patched(lambda x, p: {"raw_edit": lambda b: b[: len(b) // 2]}), "error",
          "not an oci2bin"),
+    Case("device-node-dotdot", lambda x: x.image(layer(M(x.up + x.canary_rel + "/" + x.pw, "char", devmajor=1,
+                                                         devminor=3))), "error", r'"\.\."'),
+    Case("parent-is-a-file", lambda x: x.image(layer(M("etc/passwd/x", "file", "x"))), "error",
+         "parent directory"),
+    Case("pax-global-header-path",
+         lambda x: x.image(layer(header("g", "g", len(craft.pax_body({"path": x.up + x.pw}))) +
+                                 craft.pad(craft.pax_body({"path": x.up + x.pw})), M("f", "file", "x")),
+                           check="test -f /f"), "ok"),
+    Case("volume-header", lambda x: x.image(layer(M("vol", "V"), M("f", "file", "x")), check="test -f /f"), "ok",
+         "unsupported tar entry"),
+    Case("layers-repeated-5000",
+         patched(repeat_layers(5000)), "any", timeout=120),
+    Case("etc-passwd-is-fifo", lambda x: x.image(layer(M("etc/passwd", "fifo"))), "any", timeout=10,
+         bug="the loader opens the image's /etc/passwd (user lookup before exec) with a blocking open: a FIFO "
+             "there hangs it forever"),
+    Case("etc-group-is-fifo-single-id", lambda x: x.image(layer(M("etc/group", "fifo"))), "any", timeout=10,
+         env={"OCI2BIN_SINGLE_ID": "1"},
+         bug="patch_single_id opens etc/passwd and etc/group with a blocking open (root_open O_RDONLY, then "
+             "fstat): a FIFO there hangs the loader forever"),
     # -- what the image asks the runtime to do
     Case("mount-targets-are-symlinks",
          lambda x: x.image(layer(M(".wh.tmp", "file"), M("tmp", "sym", linkname=x.canary + "/tmp"),
@@ -372,11 +408,13 @@ CASES = [
                                  M("etc/hosts", "sym", linkname=x.up + x.canary_rel + "/hosts"))), "any"),
     Case("workdir-escape", lambda x: x.image(extra={"WorkingDir": x.up + x.canary_rel}), "any"),
     Case("entrypoint-proc-self-exe", lambda x: x.image(cmd=["/proc/self/exe", "--version"]), "any"),
-    Case("host-sysctl-writable",
-         lambda x: x.image(check="for f in /proc/sys/kernel/core_pattern /proc/sys/vm/swappiness; do "
+    Case("host-proc-knobs-writable",
+         lambda x: x.image(check="for f in /proc/sys/kernel/core_pattern /proc/sys/vm/swappiness "
+                                 "/proc/sysrq-trigger; do "
                                  f"if {OPEN_W} $f; then echo HOST-SYSCTL-WRITABLE $f; exit 9; fi; done"), "ok",
          bug="as root the container's uid 0 is host uid 0 (full 1:1 map) in the host network namespace: "
-             "access(W_OK) on /proc/sys/kernel/core_pattern succeeds, so an image can set host sysctls"),
+             "/proc/sys/kernel/core_pattern and /proc/sysrq-trigger open for writing, so an image can set host sysctls "
+             "(core_pattern: code execution as host root) or reboot the host"),
     Case("sysfs-remount-rw",
          lambda x: x.image(check="if mount -o remount,bind,rw /sys 2>/dev/null && "
                                  f"{OPEN_W} /sys/kernel/mm/transparent_hugepage/enabled; then "
@@ -389,7 +427,7 @@ CASES = [
 ]
 
 BUG_USERS = {  # bugs that only show for one user
-    "host-sysctl-writable": {"root"},
+    "host-proc-knobs-writable": {"root"},
     "sysfs-remount-rw": {"root"},
     "diff-ids-cache-poisoning": {"root", UNPRIVILEGED},
 }
@@ -442,13 +480,14 @@ def test_hostile(case: Case, user: str, mode: str, loader_bytes: bytes):
     sb = Sandbox(user, loader_bytes, case.small_tmpfs)
     try:
         x = sb.ctx
+        x.case_env = case.env
         binary = case.build(x)
         for name in os.listdir(x.build):
             if name.startswith(("bin", "patched")):
                 sb.own(os.path.join(x.build, name))
         args = (["--no-cache"] if mode == "nocache" else []) + list(case.args)
         before = HostState.take(sb, [binary])
-        res = sb.run(binary, args, fsize=case.fsize)
+        res = sb.run(binary, args, fsize=case.fsize, timeout=case.timeout, env=case.env)
         problems: list[str] = []
         failed = res.rc != 0
         if case.expect == "error":
