@@ -29,7 +29,7 @@ BLOCK = 512
 EPOCH = 1700000000
 CREATED = "2023-11-14T22:13:20Z"
 BUSYBOX = "/bin/busybox"
-APPLETS = ("cat", "grep", "find", "ls", "mount", "id", "stat", "head")
+APPLETS = ("cat", "grep", "find", "ls", "mount", "id", "stat", "head", "touch")
 
 # ------------------------------------------------------------------------------------------------ tar bytes
 

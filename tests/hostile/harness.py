@@ -26,6 +26,7 @@ from tests.hostile import craft
 UNPRIVILEGED = "tester"
 OK_MARK = "HOSTILE-CHECK-OK"
 EXIT_SETUP = 125
+MAX_LINE = 600  # an error line longer than this is an echoed attacker path, not a clear message
 HUNG = -1  # Result.rc of a run killed at its timeout
 FSIZE_LIMIT = 512 << 20  # safety net for every run: no single file the loader writes may exceed this
 HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hosts", "/etc/resolv.conf")
@@ -309,6 +310,8 @@ def one_error_line(res: Result, pattern: str, rcs: tuple = (EXIT_SETUP,)) -> str
     line = res.lines[0]
     if not line.startswith("oci2bin: ") or line.startswith("oci2bin: warning") or "unknown error" in line:
         return f"not a clear oci2bin error line: {line!r}"
+    if len(line) > MAX_LINE:
+        return f"error line of {len(line)} characters (cut at the loader's message limit?): {line[:200]!r}..."
     if not re.search(pattern, line, re.I):
         return f"error line does not match /{pattern}/: {line!r}"
     if OK_MARK in res.stdout:
