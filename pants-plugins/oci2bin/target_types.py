@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional, Tuple, Union
+from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from pants.backend.cc.target_types import CC_FILE_EXTENSIONS
 from pants.core.goals.package import OutputPathField
@@ -129,7 +129,10 @@ class OciImageFilesField(DictStringToStringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):  # type: ignore[no-untyped-def]
+    def compute_value(
+        cls, raw_value: Optional[Dict[str, str]], address: Address
+    ) -> Optional[Mapping[str, str]]:
+        # NB: `pants help` reads these annotations (KeyError 'raw_value' without them).
         value = super().compute_value(raw_value, address)
         for path in value or {}:
             if not path.startswith("/") or ".." in path.split("/"):

@@ -189,3 +189,18 @@ def test_oci_image_without_files_is_a_base_only_image(rule_runner: RuleRunner) -
 def test_archive_format_choices(rule_runner: RuleRunner) -> None:
     rule_runner.write_files({"x/image.tar": ""})
     fails(rule_runner, 'oci_archive(name="t", source="image.tar", format="tarball")', "tarball")
+
+
+# ---------------------------------------------------------------------------------------------- `pants help`
+
+
+def test_every_compute_value_override_is_annotated() -> None:
+    """`pants help <target>` / `help-all` read `raw_value`'s type hint of every field (KeyError without it)."""
+    from typing import get_type_hints
+
+    from oci2bin import register
+
+    for target_type in register.target_types():
+        for field in target_type.core_fields:
+            hints = get_type_hints(field.compute_value)
+            assert "raw_value" in hints, f"{target_type.alias}.{field.alias}: annotate compute_value's raw_value"
