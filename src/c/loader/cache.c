@@ -147,7 +147,8 @@ static int populate(cache *c, const payload *p, const image *img, int keep_owner
     if (!mkdtemp(tmp))
         return oerr_sys(e, errno, "check free space and permissions, or use --no-cache",
                         "cannot create a directory in %s", c->dir);
-    chmod(tmp, 0755);
+    if (chmod(tmp, 0755) < 0)
+        dbg("chmod %s: %s", tmp, strerror(errno));
     int rootfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = rootfd < 0 ? oerr_sys(e, errno, NULL, "cannot open %s", tmp) : 0;
     double t0 = now_ms();
@@ -164,7 +165,8 @@ static int populate(cache *c, const payload *p, const image *img, int keep_owner
     if (rc == 0) {
         int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
-            fsync(dfd);
+            if (fsync(dfd) < 0)
+                dbg("fsync %s: %s", c->dir, strerror(errno));
             close(dfd);
         }
         dbg("cached rootfs %s in %.1f ms", c->entry, now_ms() - t0);

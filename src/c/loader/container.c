@@ -29,6 +29,7 @@
 #include "patch.h"
 #include "rootfs.h"
 
+/* sigaction/sigprocmask below only fail with EINVAL for invalid arguments, which these constants are not. */
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
 #define N_FORWARDED (sizeof FORWARDED / sizeof FORWARDED[0])
 
@@ -187,7 +188,8 @@ static int child_main(run *r)
     if (r->ready_rd >= 0)
         close(r->ready_rd);
     /* If the loader dies (even by SIGKILL), the container goes with it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
     child_setup(r, &e);
     oerr_print(&e);
     return e.status ? e.status : EXIT_SETUP;
@@ -207,7 +209,8 @@ static void relay(int sig)
 static int unshare_child(run *r)
 {
     oerr e = {0};
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
     close(r->ready_rd);
     const char *how = "u";
     int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
