@@ -22,4 +22,9 @@ fi
 # shellcheck disable=SC2086
 $Z cc -target "$ARCH-linux-musl" -static -Os -std=gnu11 -Wall -Wextra -Werror -ffile-prefix-map="$PWD"=. \
     -Isrc/c/loader -Itests/c/loader -o "$OUT/$T" "tests/c/loader/$T.c" $SRCS "$OUT/zig_glue.o" $EXTRA
-"$OUT/$T"
+# A foreign-architecture test binary runs under qemu-user (e.g. aarch64 on an x86_64 host).
+if [ "$ARCH" = "$(uname -m)" ]; then
+    "$OUT/$T"
+else
+    "qemu-$ARCH-static" "$OUT/$T"
+fi
