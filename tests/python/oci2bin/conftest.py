@@ -13,6 +13,10 @@ import pytest
 from oci2bin_testrig import Images, Podman, build_images  # pants: no-infer-dep
 from oci2bin_testrig import have, podman_setup  # pants: no-infer-dep
 
+# Pants passes the loader as a sandbox-relative path; tests change directories, so pin it now.
+if os.environ.get("OCI2BIN_TEST_LOADER"):
+    os.environ["OCI2BIN_TEST_LOADER"] = os.path.abspath(os.environ["OCI2BIN_TEST_LOADER"])
+
 REPO_SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "src", "python"))
 
 
