@@ -18,11 +18,12 @@ are serialised per image with flock (pytest-xdist / Pants run test files in para
 others wait and reuse). Work dirs are a private tmpfs (a mount namespace that dies with the build). Builds need
 root (mmdebstrap's root mode; real file owners).
 
-CLI: python -m tests.rig.images build [NAME...] | list | times | path NAME | prune
+CLI: python -m tests.rig.images build [NAME...] [--archives] | list | times | path NAME | check FILE | prune
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import functools
 import glob
@@ -108,6 +109,13 @@ DEBIAN_IMAGES = ("redis", "nginx", "postgres", "memcached", "apache2")
 TOOL_PACKAGES = {"umoci": "umoci", "skopeo": "skopeo", "mmdebstrap": "mmdebstrap", "tar": "tar",
                  "python3": "python3", "unshare": "util-linux", "mount": "mount", "chroot": "coreutils",
                  "dpkg-deb": "dpkg", "podman": "podman"}
+
+
+def tool_path() -> str:
+    """$PATH plus the standard system dirs (a sandbox's PATH may lack /usr/sbin, where chroot lives)."""
+    dirs = os.environ.get("PATH", "").split(os.pathsep) + \
+        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    return os.pathsep.join(dict.fromkeys(d for d in dirs if d))
 
 
 def _log(msg: str) -> None:
@@ -235,7 +243,7 @@ def _tool_version(tool: str) -> str:
 
 def check_tools(name: str) -> None:
     spec = SPECS[canonical(name)]
-    missing = [t for t in spec.tools if not shutil.which(t)]
+    missing = [t for t in spec.tools if not shutil.which(t, path=tool_path())]
     if missing:
         pkgs = sorted({TOOL_PACKAGES.get(t, t) for t in missing})
         raise MissingToolError(
@@ -339,7 +347,7 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
     logs.mkdir(exist_ok=True)
     logfile = logs / f"{name}-{entry.name}.log"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "PATH": tool_path(),
         "HOME": os.environ.get("HOME", "/root"),
         "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
         "W": str(work),
@@ -429,7 +437,7 @@ def _derived(name: str, filename: str, make) -> Path:
 
 
 def check_tools_list(tools: list[str], why: str) -> None:
-    missing = [t for t in tools if not shutil.which(t)]
+    missing = [t for t in tools if not shutil.which(t, path=tool_path())]
     if missing:
         raise MissingToolError(f"rig ({why}) needs {', '.join(missing)}: apt-get install "
                                f"{' '.join(sorted({TOOL_PACKAGES.get(t, t) for t in missing}))}")
@@ -537,6 +545,26 @@ def multilayer_spec():
     assert s.loader is not None
     s.loader.exec_module(mod)
     return mod
+
+
+@contextlib.contextmanager
+def scratch_dir(path, size: str = "16g", mode: int = 0o755):
+    """A directory at `path` backed by its own tmpfs when we may mount (root), removed on exit.
+
+    rm -rf of big trees (podman vfs stores, extracted rootfs) is slow on this VM's ext4; a tmpfs goes at once."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode:o}", "oci2bin-rig", str(path)],
+        capture_output=True, check=False).returncode == 0
+    path.chmod(mode)
+    try:
+        yield path
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def podman_runroot(tag: str) -> Path:

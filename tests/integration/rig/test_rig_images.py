@@ -70,35 +70,35 @@ def test_index2_oci_archive_keeps_both_platforms():
 # ------------------------------------------------------------------------------------------ podman
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory):
+def podman():
     """podman (root) with a throwaway store and the config these VMs need (runc, ulimits, no network)."""
     if not shutil.which("podman"):
         pytest.fail("podman missing: run tests/rig/install-deps.sh")
-    d = images.cache_root() / "work" / f"podman-{os.getpid()}"
-    d.mkdir(parents=True, exist_ok=True)
-    conf = d / "containers.conf"
-    conf.write_text(textwrap.dedent("""\
-        [containers]
-        netns = "none"
-        default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-        [engine]
-        runtime = "runc"
-        """))
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(d / "root"), "--runroot", str(images.podman_runroot("pm")),
-            "--storage-driver", "vfs",
-            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+    runroot = images.podman_runroot("pm")
+    with images.scratch_dir(images.cache_root() / "work" / f"podman-{os.getpid()}") as d:
+        conf = d / "containers.conf"
+        conf.write_text(textwrap.dedent("""\
+            [containers]
+            netns = "none"
+            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+            [engine]
+            runtime = "runc"
+            """))
+        env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        base = ["podman", "--root", str(d / "root"), "--runroot", str(runroot), "--storage-driver", "vfs",
+                "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
 
-    def run(*args, check=True):
-        p = subprocess.run(base + list(args), capture_output=True, text=True, env=env)
-        if check and p.returncode:
-            raise AssertionError(f"podman {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-600:]}")
-        return p.stdout + p.stderr
-    yield run
-    subprocess.run(base + ["rm", "-a", "-f"], capture_output=True, env=env)
-    subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True, env=env)
-    shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(images.podman_runroot("pm"), ignore_errors=True)
+        def run(*args, check=True):
+            p = subprocess.run(base + list(args), capture_output=True, text=True, env=env, check=False)
+            if check and p.returncode:
+                raise AssertionError(f"podman {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-600:]}")
+            return p.stdout + p.stderr
+        try:
+            yield run
+        finally:
+            run("rm", "-a", "-f", check=False)
+            run("rmi", "-a", "-f", check=False)
+            shutil.rmtree(runroot, ignore_errors=True)
 
 
 IMG = "{image}"
@@ -121,8 +121,9 @@ def test_podman_loads_and_runs(podman, name, args, want):
     if images.SPECS[images.canonical(name)].docker_archive_ok:
         out = podman("load", "-q", "-i", str(images.docker_archive(name)))
         assert image in out
-    else:  # zstd layers: straight from the OCI layout
-        image_id = podman("pull", "-q", images.ref(name)).split()[-1]
+    else:  # zstd layers (no docker-archive possible): podman load of the oci-archive
+        out = podman("load", "-q", "-i", str(images.oci_archive(name)))
+        image_id = out.split()[-1].split(":")[-1]
         podman("tag", image_id, image)
     got = podman("run", "--rm", *[image if a == IMG else a for a in args])
     assert want in got
@@ -290,7 +291,7 @@ def test_builds_are_reproducible_and_cached(tmp_path):
 
 
 def test_missing_tool_is_named(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(images, "tool_path", lambda: str(tmp_path))
     with pytest.raises(images.MissingToolError, match=r"mmdebstrap.*apt-get install"):
         images.check_tools("redis")
     with pytest.raises(images.MissingToolError, match=r"umoci"):

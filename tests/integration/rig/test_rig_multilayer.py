@@ -137,8 +137,8 @@ def test_podman_agrees_with_the_reference_merge():
     """podman (containers/storage, root) applies the same layers; its exported tree must match the merge."""
     if not shutil.which("podman"):
         pytest.fail("podman missing: run tests/rig/install-deps.sh")
-    d = images.cache_root() / "work" / f"ml-podman-{os.getpid()}"
-    d.mkdir(parents=True, exist_ok=True)
+    scratch = images.scratch_dir(images.cache_root() / "work" / f"ml-podman-{os.getpid()}")
+    d = scratch.__enter__()
     (d / "containers.conf").write_text(textwrap.dedent("""\
         [containers]
         netns = "none"
@@ -174,7 +174,7 @@ def test_podman_agrees_with_the_reference_merge():
     finally:
         subprocess.run(base + ["rm", "-a", "-f"], capture_output=True, env=env)
         subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True, env=env)
-        shutil.rmtree(d, ignore_errors=True)
+        scratch.__exit__(None, None, None)
         shutil.rmtree(images.podman_runroot("ml"), ignore_errors=True)
     want = merge(layers())
     runtime_added = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "run", "run/.containerenv"}
