@@ -401,6 +401,15 @@ CASES = [
          env={"OCI2BIN_SINGLE_ID": "1"},
          bug="patch_single_id opens etc/passwd and etc/group with a blocking open (root_open O_RDONLY, then "
              "fstat): a FIFO there hangs the loader forever"),
+    Case("single-id-patch-through-symlinks",
+         lambda x: x.image(layer(M(".wh.etc", "file"), M("etc", "sym", linkname=x.canary), M("usr", "dir"),
+                                 M("usr/bin", "sym", linkname=x.up + x.canary_rel)),
+                           layer(M("etc/passwd", "file", "root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/:/bin/sh\n"),
+                                 M("etc/group", "file", "root:x:0:\nu:x:1000:\n"), M("etc/apt", "dir"),
+                                 M("usr/bin/gosu", "file", "real gosu", mode=0o755)),
+                           check="grep -q ^u:x:0:0 /etc/passwd && test -f /etc/apt/apt.conf.d/99oci2bin && "
+                                 "grep -q oci2bin /usr/bin/gosu"),
+         "ok", env={"OCI2BIN_SINGLE_ID": "1"}),
     # -- what the image asks the runtime to do
     Case("proc-is-symlink-out", lambda x: x.image(layer(M("proc", "sym", linkname=x.canary + "/proc")),
                                                   check="test -r /proc/self/status"), "ok"),
