@@ -151,6 +151,21 @@ def gz(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
+def zst(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+def zstd_bomb(prefix: bytes, zeros: int, chunk: int = 64 << 20) -> bytes:
+    """zstd frames: `prefix`, then `zeros` zero bytes as one repeated frame (frames concatenate)."""
+    import zstandard
+
+    c = zstandard.ZstdCompressor(level=3)
+    block = c.compress(b"\0" * chunk)
+    return c.compress(prefix) + block * (zeros // chunk)
+
+
 def deflate_bomb(prefix: bytes, zeros: int, chunk: int = 1 << 22) -> bytes:
     """A gzip stream: `prefix`, then `zeros` zero bytes, built by repeating one full-flushed deflate block
     (so a multi-GiB expansion costs a few MB and milliseconds). The trailer CRC is not valid: a loader that
