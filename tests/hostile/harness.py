@@ -263,6 +263,12 @@ class Sandbox:
         rc = p.returncode if p.returncode >= 0 else 128 - p.returncode
         return Result(rc, out, err)
 
+    def mkdir_owned(self, path: str, mode: int) -> None:
+        os.mkdir(path)
+        os.chmod(path, mode)
+        if self.user != "root":
+            shutil.chown(path, self.user, self.user)
+
     def cache_entries(self) -> list[str]:
         d = os.path.join(self.cache, "rootfs")
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
@@ -293,6 +299,39 @@ def _force_rmtree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=onerror)
+
+
+def reachable_by_others(path: str) -> bool:
+    """Every directory from / down to path is searchable by "other" users."""
+    p = os.path.abspath(path)
+    while True:
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def exposed_entry(entry: str, run_uid: int) -> list[str]:
+    """What other local users could abuse in a published rootfs: if they can reach it, no world-writable
+    directory (they could plant files in the image every later run uses) and no set-id file; and whoever
+    reaches it, no set-id file owned by host root unless root ran the loader."""
+    bad = []
+    others = reachable_by_others(entry)
+    for dirpath, dirnames, filenames in os.walk(entry):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            setid = st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISDIR(st.st_mode)
+            if setid and st.st_uid == 0 and run_uid != 0:
+                bad.append(f"set-id file owned by host root: {p} {oct(st.st_mode)}")
+            if others and setid:
+                bad.append(f"set-id file other users can reach: {p} {oct(st.st_mode)}")
+            if others and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_IWOTH:
+                bad.append(f"world-writable directory other users can reach: {p} {oct(st.st_mode)}")
+    return bad
 
 
 def setid_files(root: str) -> list[str]:
