@@ -338,6 +338,9 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
         raise RigError(f"rig: no '{SUITE}' deb source in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;"
                        f" image {name!r} is built with mmdebstrap from the machine's configured mirror")
     root = cache_root()
+    # leftovers of a build that was killed (we hold the image's lock: nobody else is building it)
+    for stale in (root / "images" / name).glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staging = root / "images" / name / f".tmp-{os.getpid()}-{int(time.time())}"
     work = root / "work" / f"{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
