@@ -341,6 +341,7 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
     # leftovers of a build that was killed (we hold the image's lock: nobody else is building it)
     for stale in (root / "images" / name).glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
+    reap_stale()
     staging = root / "images" / name / f".tmp-{os.getpid()}-{int(time.time())}"
     work = root / "work" / f"{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -550,12 +551,28 @@ def multilayer_spec():
     return mod
 
 
+def reap_stale() -> list[Path]:
+    """Remove scratch dirs (and their tmpfs mounts) of rig processes that died without cleaning up.
+
+    Scratch names carry the owner's pid (`<what>-<pid>[-...]` under <cache>/work, /run/oci2bin-rig-<pid>-*)."""
+    removed = []
+    cands = [(p, re.search(r"-(\d+)(?:-[^/]*)?$", p.name)) for p in (cache_root() / "work").glob("*")]
+    cands += [(p, re.match(r"oci2bin-rig-(\d+)-", p.name)) for p in Path("/run").glob("oci2bin-rig-*")]
+    for p, m in cands:
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            subprocess.run(["umount", "-l", str(p)], capture_output=True, check=False)
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def scratch_dir(path, size: str = "16g", mode: int = 0o755):
     """A directory at `path` backed by its own tmpfs when we may mount (root), removed on exit.
 
     rm -rf of big trees (podman vfs stores, extracted rootfs) is slow on this VM's ext4; a tmpfs goes at once."""
     path = Path(path)
+    reap_stale()
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     mounted = os.geteuid() == 0 and subprocess.run(
@@ -589,7 +606,7 @@ def check_docker_archive(path, podman: bool = True) -> dict[str, str | None]:
     res: dict[str, str | None] = {}
     work = cache_root() / "work"
     work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="check-", dir=work))
+    tmp = Path(tempfile.mkdtemp(prefix=f"check-{os.getpid()}-", dir=work))
 
     def run(name: str, cmd: list[str]) -> None:
         p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
