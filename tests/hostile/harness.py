@@ -138,6 +138,21 @@ def tmp_names(token: str) -> set[str]:
     return {n for n in os.listdir("/tmp") if n.startswith("oci2bin-run-") or token in n}
 
 
+def in_use_elsewhere(names: set[str]) -> set[str]:
+    """Run dirs some live process has a mount on: another loader's (our runs are over when this is asked)."""
+    busy = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/mountinfo") as f:
+                text = f.read()
+        except OSError:
+            continue
+        busy |= {n for n in names if f"/tmp/{n}" in text}
+    return busy
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -175,7 +190,7 @@ class HostState:
             # for a moment; a leaked one stays
             time.sleep(0.2)
             new &= set(os.listdir("/tmp"))
-        for n in sorted(new):
+        for n in sorted(new - in_use_elsewhere(new)):
             problems.append(f"left in /tmp: /tmp/{n}")
         for p, k in self.host_files.items():
             if after.host_files.get(p) != k:
