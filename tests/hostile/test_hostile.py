@@ -483,6 +483,8 @@ def loader_bytes() -> bytes:
     if path is None:
         pytest.skip("no loader: set OCI2BIN_TEST_LOADER, or build dist/loader/loader-x86_64 "
                     "(./pants package //src/c/loader:loader-x86_64)")
+    if not os.path.isfile(craft.BUSYBOX):
+        pytest.skip(f"needs a static {craft.BUSYBOX} for the images (apt-get install busybox-static)")
     if os.uname().machine != "x86_64":
         pytest.skip("the suite runs the x86_64 loader natively")
     with open(path, "rb") as f:
