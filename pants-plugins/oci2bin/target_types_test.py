@@ -155,7 +155,11 @@ def test_strip_prefixes_must_be_relative_without_dotdot(rule_runner: RuleRunner,
 @pytest.mark.parametrize("item", ["NOEQUALS", "=value", ""])
 def test_env_entries_must_be_key_value(rule_runner: RuleRunner, alias: str, item: str) -> None:
     image = 'image=":img", ' if alias == "oci_binary" else ""
-    fails(rule_runner, f'{alias}(name="t", {image}env=["OK=1", "{item}"])', f"`env` entry {item!r} is not KEY=VALUE")
+    fails(
+        rule_runner,
+        f'{alias}(name="t", {image}env=["OK=1", "{item}"])',
+        f"`env` entry {item!r} is not KEY=VALUE",
+    )
 
 
 @pytest.mark.parametrize("field,value", [("compression", "xz"), ("arch", "riscv64")])
@@ -203,4 +207,6 @@ def test_every_compute_value_override_is_annotated() -> None:
     for target_type in register.target_types():
         for field in target_type.core_fields:
             hints = get_type_hints(field.compute_value)
-            assert "raw_value" in hints, f"{target_type.alias}.{field.alias}: annotate compute_value's raw_value"
+            assert (
+                "raw_value" in hints
+            ), f"{target_type.alias}.{field.alias}: annotate compute_value's raw_value"

@@ -90,7 +90,9 @@ def package_binary(rule_runner: RuleRunner, address: Address) -> BuiltPackage:
 
 def layout_files(directory: str) -> dict:
     """A minimal, valid OCI layout holding one empty image (no process reads it in the error tests)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
     import hashlib
 
     cfg_digest = hashlib.sha256(config.encode()).hexdigest()
@@ -98,8 +100,11 @@ def layout_files(directory: str) -> dict:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": f"sha256:{cfg_digest}", "size": len(config)},
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{cfg_digest}",
+                "size": len(config),
+            },
             "layers": [],
         }
     )
@@ -107,8 +112,13 @@ def layout_files(directory: str) -> dict:
     index = json.dumps(
         {
             "schemaVersion": 2,
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "digest": f"sha256:{man_digest}", "size": len(manifest)}],
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": f"sha256:{man_digest}",
+                    "size": len(manifest),
+                }
+            ],
         }
     )
     return {
@@ -214,7 +224,12 @@ def test_layout_sources_must_hold_one_layout(error_runner: RuleRunner) -> None:
 
 
 def test_base_naming_a_non_image_target(error_runner: RuleRunner) -> None:
-    raises(error_runner, x("bad_base_bin"), "x:f is a `file` target, not an image", "the `base` field of x:bad_base")
+    raises(
+        error_runner,
+        x("bad_base_bin"),
+        "x:f is a `file` target, not an image",
+        "the `base` field of x:bad_base",
+    )
 
 
 def test_layers_naming_a_non_image_target(error_runner: RuleRunner) -> None:
@@ -242,10 +257,14 @@ def test_oci_layout_and_archive_need_no_process(error_runner: RuleRunner) -> Non
     assert layout.spec == "oci:x/layout"
     assert layout.ref == "localhost/layout:latest"
     error_runner.write_files(
-        {"y/BUILD": 'oci_archive(name="arch", source="img.tar", format="oci-archive", arch="aarch64")',
-         "y/img.tar": ""}
+        {
+            "y/BUILD": 'oci_archive(name="arch", source="img.tar", format="oci-archive", arch="aarch64")',
+            "y/img.tar": "",
+        }
     )
-    archive = error_runner.request(ImageLayout, [ImageLayoutRequest(Address("y", target_name="arch"), "test")])
+    archive = error_runner.request(
+        ImageLayout, [ImageLayoutRequest(Address("y", target_name="arch"), "test")]
+    )
     assert archive.spec == "oci-archive:y/img.tar"
 
 
@@ -308,10 +327,12 @@ def copy_repo_sources(rule_runner: RuleRunner, repo: str) -> None:
     for path in glob.glob(os.path.join(repo, "src/python/oci2bin/**/*.py"), recursive=True):
         with open(path) as f:
             files[os.path.relpath(path, repo)] = f.read()
-    for pattern in ("*.c", "*.h", "*.zig"):
-        for path in glob.glob(os.path.join(repo, "src/c/loader", pattern)):
-            with open(path) as f:
-                files[os.path.relpath(path, repo)] = f.read()
+    # the loader and its C dependencies, BUILD files included, as they are in the repo
+    for tree in ("src/c", "3rdparty/c"):
+        for path in glob.glob(os.path.join(repo, tree, "**"), recursive=True):
+            if os.path.isfile(path) and "__pycache__" not in path:
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, repo)] = f.read()
     with open(os.path.join(repo, "3rdparty/python/requirements.txt")) as f:
         zstd = next(line.strip() for line in f if line.startswith("zstandard=="))
     files["3rdparty/BUILD"] = f'python_requirement(name="zstandard", requirements=["{zstd}"])\n'
@@ -319,8 +340,6 @@ def copy_repo_sources(rule_runner: RuleRunner, repo: str) -> None:
         'python_sources(name="lib", sources=["oci2bin/**/*.py"], dependencies=["//3rdparty:zstandard"])\n'
         'pex_binary(name="oci2bin", entry_point="oci2bin.cli.main:main", dependencies=[":lib"])\n'
     )
-    with open(os.path.join(repo, "src/c/loader/BUILD")) as f:
-        files["src/c/loader/BUILD"] = f.read()
     rule_runner.write_files(files)
 
 
@@ -363,8 +382,14 @@ def test_real_build_runs(tmp_path) -> None:
 
     relpath, default, custom = results["bin"]
     assert relpath == "app/bin"
-    assert (default.returncode, default.stdout) == (3, "release=rr-1 greeting=image pid=1 args=[from][image]\n"), default
-    assert (custom.returncode, custom.stdout) == (3, "release=rr-1 greeting=image pid=1 args=[a b][c]\n"), custom
+    assert (default.returncode, default.stdout) == (
+        3,
+        "release=rr-1 greeting=image pid=1 args=[from][image]\n",
+    ), default
+    assert (custom.returncode, custom.stdout) == (
+        3,
+        "release=rr-1 greeting=image pid=1 args=[a b][c]\n",
+    ), custom
     relpath, default, _ = results["bin_env"]
     assert relpath == "out/bin_env"
     assert default.stdout == "release=rr-1 greeting=binary pid=1 args=[from][image]\n", default
