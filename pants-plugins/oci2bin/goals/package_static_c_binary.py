@@ -70,9 +70,8 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
         )
         for t in sdists
     )
-    input_digest = await Get(
-        Digest, MergeDigests([sources.snapshot.digest, *(f.digest for f in sdist_files)])
-    )
+    vendored_digest = await Get(Digest, MergeDigests(f.digest for f in sdist_files))
+    input_digest = await Get(Digest, MergeDigests([sources.snapshot.digest, vendored_digest]))
     extra_c = [
         os.path.join(t[SdistOutputDirField].value, name) for t in sdists for name in t[SdistCompileField].value
     ]
@@ -82,7 +81,9 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
         StaticBinary,
         StaticBinaryRequest(
             input_digest=input_digest,
-            c_files=(*(f for f in files if f.endswith(".c")), *extra_c),
+            c_files=tuple(f for f in files if f.endswith(".c")),
+            vendored_c_files=tuple(extra_c),
+            vendored_digest=vendored_digest,
             zig_files=tuple(f for f in files if f.endswith(".zig")),
             include_dirs=tuple(include_dirs),
             arch=field_set.arch.value,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
@@ -39,6 +39,14 @@ class StaticBinaryRequest:
     defines: Tuple[str, ...]
     output_path: str
     description: str
+    # Third-party C files (e.g. libzstd): compiled once per arch into their own cached objects, without the
+    # project's -Werror, and linked in.
+    vendored_c_files: Tuple[str, ...] = ()
+    vendored_digest: Digest = EMPTY_DIGEST  # only the vendored files: the objects' cache key
+
+
+# Flags for vendored code: optimise for size, keep sections apart so the link drops unused code.
+_VENDORED_COPTS = ("-Os", "-std=gnu11", "-ffunction-sections", "-fdata-sections")
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,27 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
         )
         for src, obj in zip(request.zig_files, objects)
     )
+    vendored_objects = tuple(f"{os.path.splitext(c)[0]}.{request.arch}.o" for c in request.vendored_c_files)
+    vendored_results = await MultiGet(
+        Get(
+            ProcessResult,
+            VenvPexProcess,
+            _zig_process(
+                zig,
+                ["cc", "-target", triple, "-c", *_VENDORED_COPTS, f"-I{os.path.dirname(src)}", "-o", obj, src],
+                request.vendored_digest,
+                [obj],
+                f"Compiling {src} ({request.arch})",
+            ),
+        )
+        for src, obj in zip(request.vendored_c_files, vendored_objects)
+    )
+    objects = (*objects, *vendored_objects)
     link_input = await Get(
-        Digest, MergeDigests([request.input_digest, *(r.output_digest for r in obj_results)])
+        Digest,
+        MergeDigests(
+            [request.input_digest, *(r.output_digest for r in (*obj_results, *vendored_results))]
+        ),
     )
     argv = [
         "cc",
