@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "patch.h"
 #include "pathres.h"
@@ -194,9 +195,25 @@ int cache_ensure(cache *c, const payload *p, const image *img, int keep_owners, 
         }
         flock(c->lockfd, LOCK_UN); /* pruned in between: build it again */
     }
-    dbg("waiting for the cache lock of %s", c->key);
-    if (lock(c->lockfd, LOCK_EX) < 0)
-        return oerr_sys(e, errno, NULL, "cannot lock the cache entry %s", c->entry);
+    /* Take LOCK_EX only when nobody holds the lock. A blocking LOCK_EX would also wait for every running
+     * container of this image (they hold LOCK_SH for their lifetime), so instead wait with LOCK_SH, which
+     * is granted once a concurrent extractor publishes the entry and converts its lock to LOCK_SH. */
+    for (;;) {
+        if (flock(c->lockfd, LOCK_EX | LOCK_NB) == 0)
+            break;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return oerr_sys(e, errno, NULL, "cannot lock the cache entry %s", c->entry);
+        dbg("waiting for the cache lock of %s", c->key);
+        if (lock(c->lockfd, LOCK_SH) < 0)
+            return oerr_sys(e, errno, NULL, "cannot lock the cache entry %s", c->entry);
+        if (stat(c->entry, &st) == 0 && S_ISDIR(st.st_mode)) {
+            dbg("rootfs %s was extracted by another start", c->entry);
+            return 0;
+        }
+        (void)flock(c->lockfd, LOCK_UN); /* the other extraction failed: try ourselves (cannot fail: fd ok) */
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     int rc = 0;
     if (stat(c->entry, &st) == 0) {
         dbg("rootfs %s was extracted by another start", c->entry);

@@ -28,6 +28,7 @@
 #include "ns.h"
 #include "patch.h"
 #include "rootfs.h"
+#include "rundir.h"
 
 /* sigaction/sigprocmask below only fail with EINVAL for invalid arguments, which these constants are not. */
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
@@ -40,6 +41,7 @@ typedef struct run {
     exec_plan *plan;
     const char *hostname;
     char rundir[4096];
+    int rundir_lock;      /* flock held while the run dir may be in use (rundir.c) */
     int sync_rd, sync_wr; /* parent -> child: "id maps written" */
     int exec_rd, exec_wr; /* closed (CLOEXEC) when the child execs */
     int ready_rd, ready_wr; /* fallback path: "namespaces created, write the maps" */
@@ -65,15 +67,6 @@ static void forward(int sig, siginfo_t *si, void *uc)
     else if (!si || si->si_code != SI_KERNEL)
         kill(g_child, sig);     /* terminal-generated signals reach the container's process group directly */
     errno = saved;
-}
-
-static const char *tmp_base(void)
-{
-    const char *t = getenv("TMPDIR");
-    struct stat st;
-    if (t && t[0] == '/' && stat(t, &st) == 0 && S_ISDIR(st.st_mode))
-        return t;
-    return "/tmp";
 }
 
 /* Private extraction into the run dir's tmpfs (--no-cache, and the fallback when overlay is unavailable). */
@@ -114,29 +107,6 @@ static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e
     }
     dbg("rootfs: overlay of %s with a private writable layer", r->cache.entry);
     return 0;
-}
-
-/* Removes run dirs left by loaders killed (SIGKILL) during setup: ours, empty, older than an hour. A run
- * dir in use is removed by its loader as soon as the command starts, so only a setup running for more
- * than an hour could be confused with a leftover. */
-static void sweep_run_dirs(const char *base)
-{
-    DIR *d = opendir(base);
-    if (!d)
-        return;
-    struct dirent *de;
-    time_t now = time(NULL);
-    while ((de = readdir(d))) {
-        struct stat st;
-        if (strncmp(de->d_name, "oci2bin-run-", 12) != 0 || strlen(de->d_name) != 18)
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-            st.st_uid != geteuid() || st.st_mtime > now - 3600)
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
-            dbg("removed stale run directory %s/%s", base, de->d_name);
-    }
-    closedir(d);
 }
 
 static int child_setup(run *r, oerr *e)
@@ -285,24 +255,27 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
 {
     run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname};
     int fds[2];
-    sweep_run_dirs(tmp_base());
-    snprintf(r.rundir, sizeof r.rundir, "%s/oci2bin-run-XXXXXX", tmp_base());
-    if (!mkdtemp(r.rundir))
-        return oerr_sys(e, errno, "set TMPDIR to a writable directory", "cannot create a run directory in %s",
-                        tmp_base());
+    if (rundir_create(rundir_base(), r.rundir, sizeof r.rundir, &r.rundir_lock, e))
+        return -1;
     if (pipe2(fds, O_CLOEXEC) < 0) {
-        rmdir(r.rundir);
-        return oerr_sys(e, errno, NULL, "pipe");
+        int err = errno;
+        rundir_remove(r.rundir);
+        close(r.rundir_lock);
+        return oerr_sys(e, err, NULL, "pipe");
     }
     r.sync_rd = fds[0], r.sync_wr = fds[1];
     if (pipe2(fds, O_CLOEXEC) < 0) {
-        rmdir(r.rundir);
-        return oerr_sys(e, errno, NULL, "pipe");
+        int err = errno;
+        rundir_remove(r.rundir);
+        close(r.rundir_lock);
+        return oerr_sys(e, err, NULL, "pipe");
     }
     r.exec_rd = fds[0], r.exec_wr = fds[1];
     if (pipe2(fds, O_CLOEXEC) < 0) {
-        rmdir(r.rundir);
-        return oerr_sys(e, errno, NULL, "pipe");
+        int err = errno;
+        rundir_remove(r.rundir);
+        close(r.rundir_lock);
+        return oerr_sys(e, err, NULL, "pipe");
     }
     r.ready_rd = fds[0], r.ready_wr = fds[1];
 
@@ -383,7 +356,7 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     ssize_t n;
     while ((n = read(r.exec_rd, &c, 1)) < 0 && errno == EINTR)
         ;
-    if (rmdir(r.rundir) < 0 && errno != ENOENT && errno != EBUSY)
+    if (rundir_remove(r.rundir) < 0)
         dbg("cannot remove %s yet: %s", r.rundir, strerror(errno));
     rc = wait_child(pid, e);
     dbg("container exited with status %d", rc);
@@ -399,8 +372,9 @@ out:
     close(r.ready_rd);
     if (r.ready_wr >= 0)
         close(r.ready_wr);
-    if (rmdir(r.rundir) < 0 && errno != ENOENT)
+    if (rundir_remove(r.rundir) < 0)
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
+    close(r.rundir_lock);
     cache_close(&r.cache);
     return rc;
 }
