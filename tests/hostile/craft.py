@@ -106,9 +106,7 @@ def pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % BLOCK)
 
 
-def member(
-    name: str | bytes, kind: str = "file", data: str | bytes = b"", **kw
-) -> bytes:
+def member(name: str | bytes, kind: str = "file", data: str | bytes = b"", **kw) -> bytes:
     """A header plus its (padded) data; regular files get size = len(data) unless `size` is given."""
     data = _b(data)
     size = kw.pop("size", len(data) if kind == "file" else 0)
@@ -241,7 +239,12 @@ def config_json(layers: list[bytes], cmd: list[str], extra: dict | None = None, 
             "type": "layers",
             "diff_ids": diff_ids
             if diff_ids is not None
-            else ["sha256:" + sha256(_uncompressed(b)) if b[:4] != b"\x28\xb5\x2f\xfd" else "sha256:" + sha256(b) for b in layers],
+            else [
+                "sha256:" + sha256(_uncompressed(b))
+                if b[:4] != b"\x28\xb5\x2f\xfd"
+                else "sha256:" + sha256(b)
+                for b in layers
+            ],
         },
     }
     if extra:

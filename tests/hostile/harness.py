@@ -259,15 +259,26 @@ class Sandbox:
             shutil.chown(binary, self.user, self.user)
 
     def run(
-        self, binary: str, args: list[str], fsize: int = FSIZE_LIMIT, timeout: int = 180, env: dict | None = None
+        self,
+        binary: str,
+        args: list[str],
+        fsize: int = FSIZE_LIMIT,
+        timeout: int = 180,
+        env: dict | None = None,
     ) -> Result:
         env = {**self.env(), **(env or {})}
         cmd = ["prlimit", f"--fsize={fsize}", "--", binary, *args]
         if self.user != "root":
             cmd = ["runuser", "-u", self.user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *cmd]
         p = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-            preexec_fn=_default_signals, start_new_session=True,
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            preexec_fn=_default_signals,
+            start_new_session=True,
         )
         try:
             out, err = p.communicate(timeout=timeout)
@@ -290,7 +301,9 @@ class Sandbox:
 
     def published(self) -> list[str]:
         d = os.path.join(self.cache, "rootfs")
-        return [n for n in self.cache_entries() if not n.endswith(".lock") and os.path.isdir(os.path.join(d, n))]
+        return [
+            n for n in self.cache_entries() if not n.endswith(".lock") and os.path.isdir(os.path.join(d, n))
+        ]
 
     def close(self) -> None:
         if self.mounted:

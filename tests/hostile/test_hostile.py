@@ -11,10 +11,8 @@ cache entry (a second start fails the same way). docs/security.md explains the t
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,7 +41,9 @@ MiB = 1 << 20
 class Case:
     id: str
     build: Callable[[Ctx], str]
-    expect: str  # "error": one error line, exit 125 | "ok": the image runs its check | "any": either, well-formed
+    expect: (
+        str  # "error": one error line, exit 125 | "ok": the image runs its check | "any": either, well-formed
+    )
     pattern: str | None = None  # error line regex ("error") / expected warning regex ("ok")
     args: tuple = ()
     modes: tuple = ("cache", "nocache")
@@ -201,269 +201,654 @@ def rerun_same(sb: Sandbox, x: Ctx, res, mode: str, binary: str) -> list[str]:
 
 NO_ZSTD_OR_CORRUPT = r"zstd"
 # Opens a file for writing without writing anything (busybox `test -w` says yes to uid 0 without asking).
-OPEN_W = "open_w() { (exec 3>>\"$1\") 2>/dev/null; }; open_w"
+OPEN_W = 'open_w() { (exec 3>>"$1") 2>/dev/null; }; open_w'
 # The loader's own refusal, not the EFBIG ("File too large") of the test's RLIMIT_FSIZE safety net.
 BOMB = r"^(?!.*File too large).*(space|too large|limit|exceed|bigger|larger|bomb)"
 
 CASES = [
     # -- path traversal in member names
-    Case("name-dotdot", lambda x: x.image(layer(M(x.up + x.canary_rel + "/" + x.pw, "file", "x"))),
-         "error", r'"\.\."'),
-    Case("name-inner-dotdot", lambda x: x.image(layer(M("a/" + x.up + x.canary_rel + "/" + x.pw, "file", "x"))),
-         "error", r'"\.\."'),
-    Case("name-dotdot-dir", lambda x: x.image(layer(M("..", "dir"), M(x.pw, "file", "x"))), "error", r'"\.\."'),
-    Case("name-absolute", lambda x: x.image(layer(M(x.canary + "/" + x.pw, "file", "x"))), "error", "absolute"),
-    Case("name-absolute-prefix-field",
-         lambda x: x.image(layer(M(x.tmp_target.rsplit("/", 1)[1], "file", "x", prefix="/tmp"))), "error", "absolute"),
-    Case("pax-path-dotdot",
-         lambda x: x.image(layer(pax({"path": x.up + x.canary_rel + "/" + x.pw}), M("innocent", "file", "x"))),
-         "error", r'"\.\."'),
-    Case("pax-path-absolute", lambda x: x.image(layer(pax({"path": x.tmp_target}), M("innocent", "file", "x"))),
-         "error", "absolute"),
-    Case("gnu-longname-dotdot",
-         lambda x: x.image(layer(gnu_long(x.up + x.canary_rel + "/" + x.pw), M("innocent", "file", "x"))),
-         "error", r'"\.\."'),
+    Case(
+        "name-dotdot",
+        lambda x: x.image(layer(M(x.up + x.canary_rel + "/" + x.pw, "file", "x"))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "name-inner-dotdot",
+        lambda x: x.image(layer(M("a/" + x.up + x.canary_rel + "/" + x.pw, "file", "x"))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "name-dotdot-dir", lambda x: x.image(layer(M("..", "dir"), M(x.pw, "file", "x"))), "error", r'"\.\."'
+    ),
+    Case(
+        "name-absolute", lambda x: x.image(layer(M(x.canary + "/" + x.pw, "file", "x"))), "error", "absolute"
+    ),
+    Case(
+        "name-absolute-prefix-field",
+        lambda x: x.image(layer(M(x.tmp_target.rsplit("/", 1)[1], "file", "x", prefix="/tmp"))),
+        "error",
+        "absolute",
+    ),
+    Case(
+        "pax-path-dotdot",
+        lambda x: x.image(layer(pax({"path": x.up + x.canary_rel + "/" + x.pw}), M("innocent", "file", "x"))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "pax-path-absolute",
+        lambda x: x.image(layer(pax({"path": x.tmp_target}), M("innocent", "file", "x"))),
+        "error",
+        "absolute",
+    ),
+    Case(
+        "gnu-longname-dotdot",
+        lambda x: x.image(layer(gnu_long(x.up + x.canary_rel + "/" + x.pw), M("innocent", "file", "x"))),
+        "error",
+        r'"\.\."',
+    ),
     # -- symlink escapes: resolution is confined to the rootfs, so these land inside it
-    Case("symlink-to-root-write-through",
-         lambda x: x.image(layer(M("esc", "sym", linkname="/"), M(f"esc/{x.canary_rel}/{x.pw}", "file", "x")),
-                           check=file_check(x)), "ok"),
-    Case("symlink-dotdot-write-through",
-         lambda x: x.image(layer(M("esc", "sym", linkname=x.up.rstrip("/")),
-                                 M(f"esc/{x.canary_rel}/{x.pw}", "file", "x")), check=file_check(x)), "ok"),
-    Case("symlink-abs-cross-layer",
-         lambda x: x.image(layer(M("esc", "sym", linkname=x.canary)), layer(M(f"esc/{x.pw}", "file", "x")),
-                           check=file_check(x)), "ok"),
-    Case("symlink-rel-cross-layer",
-         lambda x: x.image(layer(M("d", "dir"), M("d/esc", "sym", linkname=x.up + x.canary_rel)),
-                           layer(M(f"d/esc/{x.pw}", "file", "x")), check=file_check(x)), "ok"),
-    Case("symlink-chain",
-         lambda x: x.image(layer(M("l1", "sym", linkname="l2/../.."), M("l2", "sym", linkname="d/../../.."),
-                                 M("d", "dir")),
-                           layer(M(f"l1/{x.canary_rel}/{x.pw}", "file", "x")), check=anywhere_check(x)), "ok"),
-    Case("symlink-leaf-replaced-next-layer",
-         lambda x: x.image(layer(M("target", "sym", linkname=x.secret)), layer(M("target", "file", "new\n")),
-                           check="test ! -L /target && grep -q new /target"), "ok"),
-    Case("symlink-leaf-replaced-same-layer",
-         lambda x: x.image(layer(M("target", "sym", linkname=x.secret), M("target", "file", "new\n")),
-                           check="test ! -L /target && grep -q new /target"), "ok"),
-    Case("symlinked-parent-dir-replaced",
-         lambda x: x.image(layer(M("d", "dir"), M("d/keep", "file", "k")), layer(M("d", "sym", linkname=x.canary)),
-                           layer(M(f"d/{x.pw}", "file", "x")), check=file_check(x)), "ok"),
-    Case("symlink-loop", lambda x: x.image(layer(M("a", "sym", linkname="b"), M("b", "sym", linkname="a"),
-                                                 M("a/x", "file", "x"))), "error", "symbolic links|loop"),
+    Case(
+        "symlink-to-root-write-through",
+        lambda x: x.image(
+            layer(M("esc", "sym", linkname="/"), M(f"esc/{x.canary_rel}/{x.pw}", "file", "x")),
+            check=file_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-dotdot-write-through",
+        lambda x: x.image(
+            layer(M("esc", "sym", linkname=x.up.rstrip("/")), M(f"esc/{x.canary_rel}/{x.pw}", "file", "x")),
+            check=file_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-abs-cross-layer",
+        lambda x: x.image(
+            layer(M("esc", "sym", linkname=x.canary)),
+            layer(M(f"esc/{x.pw}", "file", "x")),
+            check=file_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-rel-cross-layer",
+        lambda x: x.image(
+            layer(M("d", "dir"), M("d/esc", "sym", linkname=x.up + x.canary_rel)),
+            layer(M(f"d/esc/{x.pw}", "file", "x")),
+            check=file_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-chain",
+        lambda x: x.image(
+            layer(M("l1", "sym", linkname="l2/../.."), M("l2", "sym", linkname="d/../../.."), M("d", "dir")),
+            layer(M(f"l1/{x.canary_rel}/{x.pw}", "file", "x")),
+            check=anywhere_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-leaf-replaced-next-layer",
+        lambda x: x.image(
+            layer(M("target", "sym", linkname=x.secret)),
+            layer(M("target", "file", "new\n")),
+            check="test ! -L /target && grep -q new /target",
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-leaf-replaced-same-layer",
+        lambda x: x.image(
+            layer(M("target", "sym", linkname=x.secret), M("target", "file", "new\n")),
+            check="test ! -L /target && grep -q new /target",
+        ),
+        "ok",
+    ),
+    Case(
+        "symlinked-parent-dir-replaced",
+        lambda x: x.image(
+            layer(M("d", "dir"), M("d/keep", "file", "k")),
+            layer(M("d", "sym", linkname=x.canary)),
+            layer(M(f"d/{x.pw}", "file", "x")),
+            check=file_check(x),
+        ),
+        "ok",
+    ),
+    Case(
+        "symlink-loop",
+        lambda x: x.image(
+            layer(M("a", "sym", linkname="b"), M("b", "sym", linkname="a"), M("a/x", "file", "x"))
+        ),
+        "error",
+        "symbolic links|loop",
+    ),
     Case("symlink-empty-target", lambda x: x.image(layer(M("s", "sym", linkname=""))), "error", "no target"),
     # -- hard links
-    Case("hardlink-absolute-etc-passwd", lambda x: x.image(layer(M("p", "link", linkname="/etc/passwd"))),
-         "error", "absolute"),
-    Case("hardlink-dotdot", lambda x: x.image(layer(M("p", "link", linkname=x.up + x.canary_rel + "/secret"))),
-         "error", r'"\.\."'),
-    Case("hardlink-pax-linkpath-dotdot",
-         lambda x: x.image(layer(pax({"linkpath": x.up + "etc/passwd"}), M("p", "link", linkname="etc/passwd"))),
-         "error", r'"\.\."'),
-    Case("hardlink-through-symlink-to-host",
-         lambda x: x.image(layer(M("h", "sym", linkname=x.canary)), layer(M("stolen", "link", linkname="h/secret"))),
-         "error", "hard-link"),
-    Case("hardlink-through-symlink-in-root",
-         lambda x: x.image(layer(M("h", "sym", linkname="/etc")), layer(M("stolen", "link", linkname="h/passwd")),
-                           check="grep -q root: /stolen"), "ok"),
-    Case("hardlink-to-symlink-outside",
-         lambda x: x.image(layer(M("s", "sym", linkname=x.secret)), layer(M("hl", "link", linkname="s")),
-                           layer(M("hl", "file", "overwritten\n")), check="grep -q overwritten /hl"), "ok"),
-    Case("hardlink-to-directory", lambda x: x.image(layer(M("l", "link", linkname="bin"))), "error", "hard-link"),
+    Case(
+        "hardlink-absolute-etc-passwd",
+        lambda x: x.image(layer(M("p", "link", linkname="/etc/passwd"))),
+        "error",
+        "absolute",
+    ),
+    Case(
+        "hardlink-dotdot",
+        lambda x: x.image(layer(M("p", "link", linkname=x.up + x.canary_rel + "/secret"))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "hardlink-pax-linkpath-dotdot",
+        lambda x: x.image(
+            layer(pax({"linkpath": x.up + "etc/passwd"}), M("p", "link", linkname="etc/passwd"))
+        ),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "hardlink-through-symlink-to-host",
+        lambda x: x.image(
+            layer(M("h", "sym", linkname=x.canary)), layer(M("stolen", "link", linkname="h/secret"))
+        ),
+        "error",
+        "hard-link",
+    ),
+    Case(
+        "hardlink-through-symlink-in-root",
+        lambda x: x.image(
+            layer(M("h", "sym", linkname="/etc")),
+            layer(M("stolen", "link", linkname="h/passwd")),
+            check="grep -q root: /stolen",
+        ),
+        "ok",
+    ),
+    Case(
+        "hardlink-to-symlink-outside",
+        lambda x: x.image(
+            layer(M("s", "sym", linkname=x.secret)),
+            layer(M("hl", "link", linkname="s")),
+            layer(M("hl", "file", "overwritten\n")),
+            check="grep -q overwritten /hl",
+        ),
+        "ok",
+    ),
+    Case(
+        "hardlink-to-directory",
+        lambda x: x.image(layer(M("l", "link", linkname="bin"))),
+        "error",
+        "hard-link",
+    ),
     # -- whiteouts
     Case("whiteout-dotdot-name", lambda x: x.image(layer(M(".wh...", "file"))), "error", "whiteout"),
     Case("whiteout-bare", lambda x: x.image(layer(M("bin/.wh.", "file"))), "error", "whiteout"),
-    Case("whiteout-traversal", lambda x: x.image(layer(M(x.up + x.canary_rel + "/.wh.secret", "file"))),
-         "error", r'"\.\."'),
-    Case("whiteout-absolute", lambda x: x.image(layer(M(x.canary + "/.wh.secret", "file"))), "error", "absolute"),
-    Case("whiteout-through-symlink",
-         lambda x: x.image(layer(M("w", "sym", linkname=x.canary)), layer(M("w/.wh.secret", "file"))), "ok"),
-    Case("opaque-whiteout-through-symlink",
-         lambda x: x.image(layer(M("w", "sym", linkname=x.canary)), layer(M("w/.wh..wh..opq", "file"))), "ok"),
-    Case("opaque-whiteout-root-via-dotdot-symlink",
-         lambda x: x.image(layer(M("w", "sym", linkname=x.up.rstrip("/"))),
-                           layer(M("w/.wh..wh..opq", "file"), craft.busybox_layer_cached()[:-1024]),
-                           check="test ! -e /w"), "ok"),
+    Case(
+        "whiteout-traversal",
+        lambda x: x.image(layer(M(x.up + x.canary_rel + "/.wh.secret", "file"))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "whiteout-absolute",
+        lambda x: x.image(layer(M(x.canary + "/.wh.secret", "file"))),
+        "error",
+        "absolute",
+    ),
+    Case(
+        "whiteout-through-symlink",
+        lambda x: x.image(layer(M("w", "sym", linkname=x.canary)), layer(M("w/.wh.secret", "file"))),
+        "ok",
+    ),
+    Case(
+        "opaque-whiteout-through-symlink",
+        lambda x: x.image(layer(M("w", "sym", linkname=x.canary)), layer(M("w/.wh..wh..opq", "file"))),
+        "ok",
+    ),
+    Case(
+        "opaque-whiteout-root-via-dotdot-symlink",
+        lambda x: x.image(
+            layer(M("w", "sym", linkname=x.up.rstrip("/"))),
+            layer(M("w/.wh..wh..opq", "file"), craft.busybox_layer_cached()[:-1024]),
+            check="test ! -e /w",
+        ),
+        "ok",
+    ),
     # -- special files
-    Case("device-char", lambda x: x.image(layer(M("cdev", "char", devmajor=1, devminor=3)), check="test ! -e /cdev"),
-         "ok", "device node"),
-    Case("device-block", lambda x: x.image(layer(M("bdev", "block", devmajor=8, devminor=0)),
-                                           check="test ! -e /bdev"), "ok", "device node"),
-    Case("device-under-dev", lambda x: x.image(layer(M("dev", "dir"), M("dev/sda", "block", devmajor=8))), "ok"),
-    Case("fifo", lambda x: x.image(layer(M("f", "fifo", mode=0o644)), check="test -p /f || test ! -e /f"), "ok"),
+    Case(
+        "device-char",
+        lambda x: x.image(layer(M("cdev", "char", devmajor=1, devminor=3)), check="test ! -e /cdev"),
+        "ok",
+        "device node",
+    ),
+    Case(
+        "device-block",
+        lambda x: x.image(layer(M("bdev", "block", devmajor=8, devminor=0)), check="test ! -e /bdev"),
+        "ok",
+        "device node",
+    ),
+    Case(
+        "device-under-dev", lambda x: x.image(layer(M("dev", "dir"), M("dev/sda", "block", devmajor=8))), "ok"
+    ),
+    Case(
+        "fifo", lambda x: x.image(layer(M("f", "fifo", mode=0o644)), check="test -p /f || test ! -e /f"), "ok"
+    ),
     Case("gnu-sparse", lambda x: x.image(layer(M("sp", "sparse", size=0))), "ok", "unsupported tar entry"),
     # set-id files may exist in the rootfs (today the loader drops the bits), but never as a host privilege:
     # no set-id file owned by host root unless root ran it, none reachable by other users (exposed_entry)
-    Case("setuid-setgid",
-         lambda x: x.image(layer(M("suid", "file", "#!/bin/sh\n", mode=0o4755), M("sgid", "file", "#!/bin/sh\n",
-                                                                                  mode=0o2755),
-                                 M("suidroot", "file", "x", mode=0o6777, uid=0, gid=0),
-                                 M("sgdir", "dir", mode=0o2775))), "ok"),
-    Case("world-writable-dirs-in-cache",
-         lambda x: x.image(layer(M("usr", "dir"), M("usr/lib", "dir", mode=0o777), M("usr/lib/app", "dir",
-                                                                                      mode=0o1777))), "ok"),
-    Case("cache-rootfs-dir-preexisting-0755",
-         lambda x: x.image(layer(M("usr", "dir"), M("usr/lib", "dir", mode=0o777),
-                                 M("usr/lib/s", "file", "x", mode=0o4755))), "ok",
-         modes=("cache",), pre=lambda sb: sb.mkdir_owned(os.path.join(sb.cache, "rootfs"), 0o755),
-         bug="the loader creates <cache>/rootfs 0700 but does not tighten one that exists: the published "
-             "rootfs (chmod 0755) is then reachable by every local user, and the image's world-writable "
-             "directories let them plant files into the lower layer that every later run of that image uses"),
+    Case(
+        "setuid-setgid",
+        lambda x: x.image(
+            layer(
+                M("suid", "file", "#!/bin/sh\n", mode=0o4755),
+                M("sgid", "file", "#!/bin/sh\n", mode=0o2755),
+                M("suidroot", "file", "x", mode=0o6777, uid=0, gid=0),
+                M("sgdir", "dir", mode=0o2775),
+            )
+        ),
+        "ok",
+    ),
+    Case(
+        "world-writable-dirs-in-cache",
+        lambda x: x.image(
+            layer(M("usr", "dir"), M("usr/lib", "dir", mode=0o777), M("usr/lib/app", "dir", mode=0o1777))
+        ),
+        "ok",
+    ),
+    Case(
+        "cache-rootfs-dir-preexisting-0755",
+        lambda x: x.image(
+            layer(M("usr", "dir"), M("usr/lib", "dir", mode=0o777), M("usr/lib/s", "file", "x", mode=0o4755))
+        ),
+        "ok",
+        modes=("cache",),
+        pre=lambda sb: sb.mkdir_owned(os.path.join(sb.cache, "rootfs"), 0o755),
+        bug="the loader creates <cache>/rootfs 0700 but does not tighten one that exists: the published "
+        "rootfs (chmod 0755) is then reachable by every local user, and the image's world-writable "
+        "directories let them plant files into the lower layer that every later run of that image uses",
+    ),
     # -- sizes and counts in headers
-    Case("size-huge-truncated",
-         lambda x: x.image(layer(header("big", "file", size_field=b"77777777777\0") + b"x" * 512, eof=False)),
-         "error", "truncated"),
-    Case("size-base256-negative",
-         lambda x: x.image(layer(header("neg", "file", size_field=b"\xff" * 12) + b"x" * 512)), "error",
-         "size field"),
-    Case("size-base256-2pow64",
-         lambda x: x.image(layer(header("big", "file", size_field=b"\x80\0\0\0" + b"\xff" * 8) + b"x" * 512)),
-         "error", "size field|truncated"),
-    Case("size-octal-garbage", lambda x: x.image(layer(header("g", "file", size_field=b"0000001x23\0\0"))),
-         "error", "size field"),
-    Case("pax-size-huge", lambda x: x.image(layer(pax({"size": str(10**18)}), M("f", "file", "hello"))),
-         "error", "truncated"),
-    Case("pax-size-negative", lambda x: x.image(layer(pax({"size": "-5"}), M("f", "file", "hello"))),
-         "error", "pax size"),
-    Case("pax-size-overflow", lambda x: x.image(layer(pax({"size": "9" * 30}), M("f", "file", "hello"))),
-         "error", "pax size"),
-    Case("pax-record-length-lies",
-         lambda x: x.image(layer(header("PaxHeaders/x", "pax", 11) + craft.pad(b"999 path=x\n"),
-                                 M("f", "file", "x"))), "error", "pax"),
-    Case("pax-header-2mib", lambda x: x.image(layer(pax({"comment": "a" * (2 * MiB)}), M("f", "file", "x"))),
-         "error", "too large"),
-    Case("pax-path-10k", lambda x: x.image(layer(pax({"path": "a/" * 5000 + x.pw}), M("f", "file", "x"))),
-         "error", "longer than"),
-    Case("gnu-longname-10k", lambda x: x.image(layer(gnu_long("a/" * 5000 + x.pw), M("f", "file", "x"))),
-         "error", "too large"),
-    Case("component-300-bytes", lambda x: x.image(layer(pax({"path": "x" * 300}), M("f", "file", "x"))),
-         "error", "too long"),
-    Case("deep-directories-2000", lambda x: x.image(layer(pax({"path": "d/" * 2000 + x.pw}), M("f", "file", "x")),
-                                                    check=anywhere_check(x)), "any",
-         bug="the error for a 2000-deep path echoes the whole path and is cut at 1024 bytes (OERR_MSG_MAX), so "
-             "the reason and the hint are lost: long names in messages should be elided"),
-    Case("bad-checksum", lambda x: x.image(layer(header("f", "file", 1, checksum_delta=1) + craft.pad(b"x"))),
-         "error", "checksum"),
+    Case(
+        "size-huge-truncated",
+        lambda x: x.image(layer(header("big", "file", size_field=b"77777777777\0") + b"x" * 512, eof=False)),
+        "error",
+        "truncated",
+    ),
+    Case(
+        "size-base256-negative",
+        lambda x: x.image(layer(header("neg", "file", size_field=b"\xff" * 12) + b"x" * 512)),
+        "error",
+        "size field",
+    ),
+    Case(
+        "size-base256-2pow64",
+        lambda x: x.image(layer(header("big", "file", size_field=b"\x80\0\0\0" + b"\xff" * 8) + b"x" * 512)),
+        "error",
+        "size field|truncated",
+    ),
+    Case(
+        "size-octal-garbage",
+        lambda x: x.image(layer(header("g", "file", size_field=b"0000001x23\0\0"))),
+        "error",
+        "size field",
+    ),
+    Case(
+        "pax-size-huge",
+        lambda x: x.image(layer(pax({"size": str(10**18)}), M("f", "file", "hello"))),
+        "error",
+        "truncated",
+    ),
+    Case(
+        "pax-size-negative",
+        lambda x: x.image(layer(pax({"size": "-5"}), M("f", "file", "hello"))),
+        "error",
+        "pax size",
+    ),
+    Case(
+        "pax-size-overflow",
+        lambda x: x.image(layer(pax({"size": "9" * 30}), M("f", "file", "hello"))),
+        "error",
+        "pax size",
+    ),
+    Case(
+        "pax-record-length-lies",
+        lambda x: x.image(
+            layer(header("PaxHeaders/x", "pax", 11) + craft.pad(b"999 path=x\n"), M("f", "file", "x"))
+        ),
+        "error",
+        "pax",
+    ),
+    Case(
+        "pax-header-2mib",
+        lambda x: x.image(layer(pax({"comment": "a" * (2 * MiB)}), M("f", "file", "x"))),
+        "error",
+        "too large",
+    ),
+    Case(
+        "pax-path-10k",
+        lambda x: x.image(layer(pax({"path": "a/" * 5000 + x.pw}), M("f", "file", "x"))),
+        "error",
+        "longer than",
+    ),
+    Case(
+        "gnu-longname-10k",
+        lambda x: x.image(layer(gnu_long("a/" * 5000 + x.pw), M("f", "file", "x"))),
+        "error",
+        "too large",
+    ),
+    Case(
+        "component-300-bytes",
+        lambda x: x.image(layer(pax({"path": "x" * 300}), M("f", "file", "x"))),
+        "error",
+        "too long",
+    ),
+    Case(
+        "deep-directories-2000",
+        lambda x: x.image(
+            layer(pax({"path": "d/" * 2000 + x.pw}), M("f", "file", "x")), check=anywhere_check(x)
+        ),
+        "any",
+        bug="the error for a 2000-deep path echoes the whole path and is cut at 1024 bytes (OERR_MSG_MAX), so "
+        "the reason and the hint are lost: long names in messages should be elided",
+    ),
+    Case(
+        "bad-checksum",
+        lambda x: x.image(layer(header("f", "file", 1, checksum_delta=1) + craft.pad(b"x"))),
+        "error",
+        "checksum",
+    ),
     # -- truncation and broken compression
     Case("truncated-in-header", lambda x: x.image(layer(M("f", "file", "x"))[:300]), "error", "truncated"),
-    Case("truncated-file-data", lambda x: x.image(layer(header("f", "file", 4096) + b"y" * 1024, eof=False)),
-         "error", "truncated"),
-    Case("gzip-corrupt", lambda x: x.image(b"\x1f\x8b\x08\x00\0\0\0\0\0\xff" + b"\xff" * 4096), "error", "gzip"),
-    Case("gzip-truncated",
-         lambda x: x.image(gz(layer(M("f", "file", os.urandom(256 * 1024))))[: 128 * 1024]), "error", "gzip"),
-    Case("zstd-corrupt", lambda x: x.image(b"\x28\xb5\x2f\xfd" + b"\xff" * 4096), "error", NO_ZSTD_OR_CORRUPT),
-    Case("zstd-truncated",
-         lambda x: x.image(craft.zst(layer(M("f", "file", os.urandom(256 * 1024))))[: 128 * 1024]), "error",
-         NO_ZSTD_OR_CORRUPT),
-    Case("zstd-name-dotdot", lambda x: x.image(craft.zst(layer(M(x.up + x.canary_rel + "/" + x.pw, "file", "x")))),
-         "error", r'"\.\."|without zstd'),
-    Case("zstd-bomb-declared-1tib-inflates-4gib",
-         lambda x: x.image(craft.zstd_bomb(header("bomb", "file", 1 << 40), 4 * GiB)), "error", BOMB,
-         fsize=256 * MiB, bug="no size limit (see bomb-declared-1tib-inflates-4gib), zstd path"),
-    Case("bomb-declared-1tib-inflates-4gib",
-         lambda x: x.image(craft.deflate_bomb(header("bomb", "file", 1 << 40), 4 * GiB)), "error", BOMB,
-         fsize=256 * MiB,
-         bug="no size limit: a gzip bomb is inflated until the disk (cache) or memory (--no-cache tmpfs) is full; "
-             "here it only stops at the test's 256 MiB RLIMIT_FSIZE safety net (EFBIG, File too large)"),
-    Case("bomb-fills-small-cache-fs",
-         lambda x: x.image(craft.deflate_bomb(header("bomb", "file", GiB), GiB)), "error", "space",
-         modes=("cache",), small_tmpfs=64 * MiB),
+    Case(
+        "truncated-file-data",
+        lambda x: x.image(layer(header("f", "file", 4096) + b"y" * 1024, eof=False)),
+        "error",
+        "truncated",
+    ),
+    Case(
+        "gzip-corrupt", lambda x: x.image(b"\x1f\x8b\x08\x00\0\0\0\0\0\xff" + b"\xff" * 4096), "error", "gzip"
+    ),
+    Case(
+        "gzip-truncated",
+        lambda x: x.image(gz(layer(M("f", "file", os.urandom(256 * 1024))))[: 128 * 1024]),
+        "error",
+        "gzip",
+    ),
+    Case(
+        "zstd-corrupt", lambda x: x.image(b"\x28\xb5\x2f\xfd" + b"\xff" * 4096), "error", NO_ZSTD_OR_CORRUPT
+    ),
+    Case(
+        "zstd-truncated",
+        lambda x: x.image(craft.zst(layer(M("f", "file", os.urandom(256 * 1024))))[: 128 * 1024]),
+        "error",
+        NO_ZSTD_OR_CORRUPT,
+    ),
+    Case(
+        "zstd-name-dotdot",
+        lambda x: x.image(craft.zst(layer(M(x.up + x.canary_rel + "/" + x.pw, "file", "x")))),
+        "error",
+        r'"\.\."|without zstd',
+    ),
+    Case(
+        "zstd-bomb-declared-1tib-inflates-4gib",
+        lambda x: x.image(craft.zstd_bomb(header("bomb", "file", 1 << 40), 4 * GiB)),
+        "error",
+        BOMB,
+        fsize=256 * MiB,
+        bug="no size limit (see bomb-declared-1tib-inflates-4gib), zstd path",
+    ),
+    Case(
+        "bomb-declared-1tib-inflates-4gib",
+        lambda x: x.image(craft.deflate_bomb(header("bomb", "file", 1 << 40), 4 * GiB)),
+        "error",
+        BOMB,
+        fsize=256 * MiB,
+        bug="no size limit: a gzip bomb is inflated until the disk (cache) or memory (--no-cache tmpfs) is full; "
+        "here it only stops at the test's 256 MiB RLIMIT_FSIZE safety net (EFBIG, File too large)",
+    ),
+    Case(
+        "bomb-fills-small-cache-fs",
+        lambda x: x.image(craft.deflate_bomb(header("bomb", "file", GiB), GiB)),
+        "error",
+        "space",
+        modes=("cache",),
+        small_tmpfs=64 * MiB,
+    ),
     # -- JSON and archive structure (patched polyglots)
-    Case("manifest-invalid-json", patched(lambda x, p: p.put("manifest.json", b'[{"Config":"blobs/sha256/')),
-         "error", "json|manifest"),
-    Case("manifest-deeply-nested", patched(lambda x, p: p.put("manifest.json", b"[" * 100000 + b"]" * 100000)),
-         "error", "deep|nest|depth"),
-    Case("manifest-not-a-list", patched(lambda x, p: p.put("manifest.json", b'{"Config":1,"Layers":{}}')),
-         "error", "Config/Layers"),
+    Case(
+        "manifest-invalid-json",
+        patched(lambda x, p: p.put("manifest.json", b'[{"Config":"blobs/sha256/')),
+        "error",
+        "json|manifest",
+    ),
+    Case(
+        "manifest-deeply-nested",
+        patched(lambda x, p: p.put("manifest.json", b"[" * 100000 + b"]" * 100000)),
+        "error",
+        "deep|nest|depth",
+    ),
+    Case(
+        "manifest-not-a-list",
+        patched(lambda x, p: p.put("manifest.json", b'{"Config":1,"Layers":{}}')),
+        "error",
+        "Config/Layers",
+    ),
     Case("config-invalid-json", patched(replace_config(b'{"config":{"Cmd":[')), "error", "json|config"),
-    Case("config-deeply-nested", patched(replace_config(b'{"a":' * 5000 + b"1" + b"}" * 5000)), "error",
-         "deep|nest|depth"),
-    Case("metadata-invalid-json", patched(lambda x, p: {"meta_bytes": b'{"format":1,"entries":['}), "error",
-         "metadata"),
-    Case("metadata-deeply-nested",
-         patched(lambda x, p: {"meta_bytes": b'{"format":1,"x":' + b"[" * 100000 + b"]" * 100000 + b"}"}),
-         "error", "metadata"),
+    Case(
+        "config-deeply-nested",
+        patched(replace_config(b'{"a":' * 5000 + b"1" + b"}" * 5000)),
+        "error",
+        "deep|nest|depth",
+    ),
+    Case(
+        "metadata-invalid-json",
+        patched(lambda x, p: {"meta_bytes": b'{"format":1,"entries":['}),
+        "error",
+        "metadata",
+    ),
+    Case(
+        "metadata-deeply-nested",
+        patched(lambda x, p: {"meta_bytes": b'{"format":1,"x":' + b"[" * 100000 + b"]" * 100000 + b"}"}),
+        "error",
+        "metadata",
+    ),
     Case("missing-layer-blob", patched(drop("layer")), "error", "missing"),
     Case("missing-config-blob", patched(drop("config")), "error", "missing"),
     Case("missing-manifest-json", patched(drop("manifest.json")), "error", "manifest.json"),
     Case("layer-digest-mismatch", patched(tamper_layer), "error", "does not match its digest"),
     Case("config-digest-mismatch", patched(tamper_config), "error", "does not match its digest"),
-    Case("entry-outside-archive", patched(entry_edit(lambda e, ents, m: e.__setitem__(1, 10**12))), "error",
-         "outside"),
-    Case("entry-offset-beyond-u64", patched(entry_edit(lambda e, ents, m: e.__setitem__(1, 2**64 + 512))),
-         "error", "malformed|outside"),
-    Case("entries-overlap",
-         patched(entry_edit(lambda e, ents, m: e.__setitem__(1, min(v[1] for v in ents.values())))), "error", "."),
-    Case("footer-metadata-outside-file", patched(footer(tar_end=lambda f: f["tar_end"] + 10**9)), "error",
-         "outside the file"),
-    Case("footer-metadata-size-huge", patched(footer(meta_size=2**63)), "error", "outside the file|too large"),
+    Case(
+        "entry-outside-archive",
+        patched(entry_edit(lambda e, ents, m: e.__setitem__(1, 10**12))),
+        "error",
+        "outside",
+    ),
+    Case(
+        "entry-offset-beyond-u64",
+        patched(entry_edit(lambda e, ents, m: e.__setitem__(1, 2**64 + 512))),
+        "error",
+        "malformed|outside",
+    ),
+    Case(
+        "entries-overlap",
+        patched(entry_edit(lambda e, ents, m: e.__setitem__(1, min(v[1] for v in ents.values())))),
+        "error",
+        ".",
+    ),
+    Case(
+        "footer-metadata-outside-file",
+        patched(footer(tar_end=lambda f: f["tar_end"] + 10**9)),
+        "error",
+        "outside the file",
+    ),
+    Case(
+        "footer-metadata-size-huge", patched(footer(meta_size=2**63)), "error", "outside the file|too large"
+    ),
     Case("footer-bad-version", patched(footer(version=7)), "error", "version"),
-    Case("footer-bad-magic", patched(lambda x, p: {"raw_edit": lambda b: b[:-8] + b"NOTOCI2\0"}), "error",
-         "not an oci2bin"),
-    Case("file-truncated", patched(lambda x, p: {"raw_edit": lambda b: b[: len(b) // 2]}), "error",
-         "not an oci2bin"),
-    Case("device-node-dotdot", lambda x: x.image(layer(M(x.up + x.canary_rel + "/" + x.pw, "char", devmajor=1,
-                                                         devminor=3))), "error", r'"\.\."'),
-    Case("parent-is-a-file", lambda x: x.image(layer(M("etc/passwd/x", "file", "x"))), "error",
-         "parent directory"),
-    Case("pax-global-header-path",
-         lambda x: x.image(layer(header("g", "g", len(craft.pax_body({"path": x.up + x.pw}))) +
-                                 craft.pad(craft.pax_body({"path": x.up + x.pw})), M("f", "file", "x")),
-                           check="test -f /f"), "ok"),
-    Case("volume-header", lambda x: x.image(layer(M("vol", "V"), M("f", "file", "x")), check="test -f /f"), "ok",
-         "unsupported tar entry"),
-    Case("layers-repeated-5000",
-         patched(repeat_layers(5000)), "any", timeout=120),
-    Case("etc-passwd-is-fifo", lambda x: x.image(layer(M("etc/passwd", "fifo"))), "any", timeout=10,
-         bug="the loader opens the image's /etc/passwd (user lookup before exec) with a blocking open: a FIFO "
-             "there hangs it forever"),
-    Case("etc-group-is-fifo-single-id", lambda x: x.image(layer(M("etc/group", "fifo"))), "any", timeout=10,
-         env={"OCI2BIN_SINGLE_ID": "1"},
-         bug="patch_single_id opens etc/passwd and etc/group with a blocking open (root_open O_RDONLY, then "
-             "fstat): a FIFO there hangs the loader forever"),
-    Case("single-id-patch-through-symlinks",
-         lambda x: x.image(layer(M(".wh.etc", "file"), M("etc", "sym", linkname=x.canary), M("usr", "dir"),
-                                 M("usr/bin", "sym", linkname=x.up + x.canary_rel)),
-                           layer(M("etc/passwd", "file", "root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/:/bin/sh\n"),
-                                 M("etc/group", "file", "root:x:0:\nu:x:1000:\n"), M("etc/apt", "dir"),
-                                 M("usr/bin/gosu", "file", "real gosu", mode=0o755)),
-                           check="grep -q ^u:x:0:0 /etc/passwd && test -f /etc/apt/apt.conf.d/99oci2bin && "
-                                 "grep -q oci2bin /usr/bin/gosu"),
-         "ok", env={"OCI2BIN_SINGLE_ID": "1"}),
+    Case(
+        "footer-bad-magic",
+        patched(lambda x, p: {"raw_edit": lambda b: b[:-8] + b"NOTOCI2\0"}),
+        "error",
+        "not an oci2bin",
+    ),
+    Case(
+        "file-truncated",
+        patched(lambda x, p: {"raw_edit": lambda b: b[: len(b) // 2]}),
+        "error",
+        "not an oci2bin",
+    ),
+    Case(
+        "device-node-dotdot",
+        lambda x: x.image(layer(M(x.up + x.canary_rel + "/" + x.pw, "char", devmajor=1, devminor=3))),
+        "error",
+        r'"\.\."',
+    ),
+    Case(
+        "parent-is-a-file",
+        lambda x: x.image(layer(M("etc/passwd/x", "file", "x"))),
+        "error",
+        "parent directory",
+    ),
+    Case(
+        "pax-global-header-path",
+        lambda x: x.image(
+            layer(
+                header("g", "g", len(craft.pax_body({"path": x.up + x.pw})))
+                + craft.pad(craft.pax_body({"path": x.up + x.pw})),
+                M("f", "file", "x"),
+            ),
+            check="test -f /f",
+        ),
+        "ok",
+    ),
+    Case(
+        "volume-header",
+        lambda x: x.image(layer(M("vol", "V"), M("f", "file", "x")), check="test -f /f"),
+        "ok",
+        "unsupported tar entry",
+    ),
+    Case("layers-repeated-5000", patched(repeat_layers(5000)), "any", timeout=120),
+    Case(
+        "etc-passwd-is-fifo",
+        lambda x: x.image(layer(M("etc/passwd", "fifo"))),
+        "any",
+        timeout=10,
+        bug="the loader opens the image's /etc/passwd (user lookup before exec) with a blocking open: a FIFO "
+        "there hangs it forever",
+    ),
+    Case(
+        "etc-group-is-fifo-single-id",
+        lambda x: x.image(layer(M("etc/group", "fifo"))),
+        "any",
+        timeout=10,
+        env={"OCI2BIN_SINGLE_ID": "1"},
+        bug="patch_single_id opens etc/passwd and etc/group with a blocking open (root_open O_RDONLY, then "
+        "fstat): a FIFO there hangs the loader forever",
+    ),
+    Case(
+        "single-id-patch-through-symlinks",
+        lambda x: x.image(
+            layer(
+                M(".wh.etc", "file"),
+                M("etc", "sym", linkname=x.canary),
+                M("usr", "dir"),
+                M("usr/bin", "sym", linkname=x.up + x.canary_rel),
+            ),
+            layer(
+                M("etc/passwd", "file", "root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/:/bin/sh\n"),
+                M("etc/group", "file", "root:x:0:\nu:x:1000:\n"),
+                M("etc/apt", "dir"),
+                M("usr/bin/gosu", "file", "real gosu", mode=0o755),
+            ),
+            check="grep -q ^u:x:0:0 /etc/passwd && test -f /etc/apt/apt.conf.d/99oci2bin && "
+            "grep -q oci2bin /usr/bin/gosu",
+        ),
+        "ok",
+        env={"OCI2BIN_SINGLE_ID": "1"},
+    ),
     # -- what the image asks the runtime to do
-    Case("proc-is-symlink-out", lambda x: x.image(layer(M("proc", "sym", linkname=x.canary + "/proc")),
-                                                  check="test -r /proc/self/status"), "ok"),
-    Case("dev-is-symlink-out", lambda x: x.image(layer(M("dev", "sym", linkname=x.up + x.canary_rel + "/dev")),
-                                                 check="test -c /dev/null"), "ok"),
-    Case("tmp-is-symlink-out", lambda x: x.image(layer(M(".wh.tmp", "file"), M("tmp", "sym", linkname=x.canary)),
-                                                 check=f"touch /tmp/{x.pw}"), "ok"),
-    Case("resolv-conf-is-symlink-out",
-         lambda x: x.image(layer(M("etc/resolv.conf", "sym", linkname=x.canary + "/resolv.conf"),
-                                 M("etc/hosts", "sym", linkname=x.secret))), "ok"),
-    Case("mount-targets-are-symlinks",
-         lambda x: x.image(layer(M(".wh.tmp", "file"), M("tmp", "sym", linkname=x.canary + "/tmp"),
-                                 M("proc", "sym", linkname=x.canary),
-                                 M("dev", "sym", linkname=x.canary + "/dev"), M("sys", "sym", linkname="/"),
-                                 M("etc/resolv.conf", "sym", linkname=x.canary + "/resolv.conf"),
-                                 M("etc/hosts", "sym", linkname=x.up + x.canary_rel + "/hosts"))), "any"),
+    Case(
+        "proc-is-symlink-out",
+        lambda x: x.image(
+            layer(M("proc", "sym", linkname=x.canary + "/proc")), check="test -r /proc/self/status"
+        ),
+        "ok",
+    ),
+    Case(
+        "dev-is-symlink-out",
+        lambda x: x.image(
+            layer(M("dev", "sym", linkname=x.up + x.canary_rel + "/dev")), check="test -c /dev/null"
+        ),
+        "ok",
+    ),
+    Case(
+        "tmp-is-symlink-out",
+        lambda x: x.image(
+            layer(M(".wh.tmp", "file"), M("tmp", "sym", linkname=x.canary)), check=f"touch /tmp/{x.pw}"
+        ),
+        "ok",
+    ),
+    Case(
+        "resolv-conf-is-symlink-out",
+        lambda x: x.image(
+            layer(
+                M("etc/resolv.conf", "sym", linkname=x.canary + "/resolv.conf"),
+                M("etc/hosts", "sym", linkname=x.secret),
+            )
+        ),
+        "ok",
+    ),
+    Case(
+        "mount-targets-are-symlinks",
+        lambda x: x.image(
+            layer(
+                M(".wh.tmp", "file"),
+                M("tmp", "sym", linkname=x.canary + "/tmp"),
+                M("proc", "sym", linkname=x.canary),
+                M("dev", "sym", linkname=x.canary + "/dev"),
+                M("sys", "sym", linkname="/"),
+                M("etc/resolv.conf", "sym", linkname=x.canary + "/resolv.conf"),
+                M("etc/hosts", "sym", linkname=x.up + x.canary_rel + "/hosts"),
+            )
+        ),
+        "any",
+    ),
     Case("workdir-escape", lambda x: x.image(extra={"WorkingDir": x.up + x.canary_rel}), "any"),
     Case("entrypoint-proc-self-exe", lambda x: x.image(cmd=["/proc/self/exe", "--version"]), "any"),
-    Case("host-proc-knobs-writable",
-         lambda x: x.image(check="for f in /proc/sys/kernel/core_pattern /proc/sys/vm/swappiness "
-                                 "/proc/sysrq-trigger; do "
-                                 f"if {OPEN_W} $f; then echo HOST-SYSCTL-WRITABLE $f; exit 9; fi; done"), "ok",
-         bug="as root the container's uid 0 is host uid 0 (full 1:1 map) in the host network namespace: "
-             "/proc/sys/kernel/core_pattern and /proc/sysrq-trigger open for writing, so an image can set host sysctls "
-             "(core_pattern: code execution as host root) or reboot the host"),
-    Case("sysfs-remount-rw",
-         lambda x: x.image(check="if mount -o remount,bind,rw /sys 2>/dev/null && "
-                                 f"{OPEN_W} /sys/kernel/mm/transparent_hugepage/enabled; then "
-                                 "echo SYSFS-WRITABLE; exit 9; fi"), "ok",
-         bug="as root the read-only /sys bind can be remounted rw from inside (the container owns its mount "
-             "namespace) and host sysfs knobs are writable by the container's uid 0 (= host uid 0)"),
-    Case("diff-ids-cache-poisoning", poison_build, "any", post=poison_post,
-         bug="the cache key is the config digest alone and layers are not checked against the config's "
-             "diff_ids: an image with a trusted image's config and other layers poisons its cache entry"),
+    Case(
+        "host-proc-knobs-writable",
+        lambda x: x.image(
+            check="for f in /proc/sys/kernel/core_pattern /proc/sys/vm/swappiness "
+            "/proc/sysrq-trigger; do "
+            f"if {OPEN_W} $f; then echo HOST-SYSCTL-WRITABLE $f; exit 9; fi; done"
+        ),
+        "ok",
+        bug="as root the container's uid 0 is host uid 0 (full 1:1 map) in the host network namespace: "
+        "/proc/sys/kernel/core_pattern and /proc/sysrq-trigger open for writing, so an image can set host sysctls "
+        "(core_pattern: code execution as host root) or reboot the host",
+    ),
+    Case(
+        "sysfs-remount-rw",
+        lambda x: x.image(
+            check="if mount -o remount,bind,rw /sys 2>/dev/null && "
+            f"{OPEN_W} /sys/kernel/mm/transparent_hugepage/enabled; then "
+            "echo SYSFS-WRITABLE; exit 9; fi"
+        ),
+        "ok",
+        bug="as root the read-only /sys bind can be remounted rw from inside (the container owns its mount "
+        "namespace) and host sysfs knobs are writable by the container's uid 0 (= host uid 0)",
+    ),
+    Case(
+        "diff-ids-cache-poisoning",
+        poison_build,
+        "any",
+        post=poison_post,
+        bug="the cache key is the config digest alone and layers are not checked against the config's "
+        "diff_ids: an image with a trusted image's config and other layers poisons its cache entry",
+    ),
 ]
 
 BUG_USERS = {  # bugs that only show for one user
@@ -481,8 +866,10 @@ BUG_MODES = {"diff-ids-cache-poisoning": {"cache"}}
 def loader_bytes() -> bytes:
     path = find_loader()
     if path is None:
-        pytest.skip("no loader: set OCI2BIN_TEST_LOADER, or build dist/loader/loader-x86_64 "
-                    "(./pants package //src/c/loader:loader-x86_64)")
+        pytest.skip(
+            "no loader: set OCI2BIN_TEST_LOADER, or build dist/loader/loader-x86_64 "
+            "(./pants package //src/c/loader:loader-x86_64)"
+        )
     if not os.path.isfile(craft.BUSYBOX):
         pytest.skip(f"needs a static {craft.BUSYBOX} for the images (apt-get install busybox-static)")
     if os.uname().machine != "x86_64":
@@ -497,8 +884,10 @@ def params():
         for user in ("root", UNPRIVILEGED):
             for mode in c.modes:
                 marks = []
-                if c.bug and user in BUG_USERS.get(c.id, {"root", UNPRIVILEGED}) and mode in BUG_MODES.get(
-                    c.id, {"cache", "nocache"}
+                if (
+                    c.bug
+                    and user in BUG_USERS.get(c.id, {"root", UNPRIVILEGED})
+                    and mode in BUG_MODES.get(c.id, {"cache", "nocache"})
                 ):
                     marks.append(pytest.mark.xfail(strict=True, reason="loader bug: " + c.bug))
                 out.append(pytest.param(c, user, mode, id=f"{c.id}-{user}-{mode}", marks=marks))
