@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,6 +33,7 @@ from tests.hostile.harness import (
     find_loader,
     exposed_entry,
     one_error_line,
+    sandbox_base,
 )
 
 GiB = 1 << 30
@@ -860,6 +863,20 @@ BUG_MODES = {"diff-ids-cache-poisoning": {"cache"}}
 
 
 # ------------------------------------------------------------------------------------------------ the test
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sweep_stale_sandboxes():
+    """Sandboxes of runs killed hard (timeouts) are removed here once they are two hours old."""
+    base = sandbox_base()
+    for name in os.listdir(base):
+        p = os.path.join(base, name)
+        try:
+            old = time.time() - os.lstat(p).st_mtime > 7200
+        except OSError:
+            continue
+        if name.startswith("oci2bin-hostile-") and old and not os.path.ismount(p):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
