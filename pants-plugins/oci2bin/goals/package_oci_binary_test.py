@@ -31,9 +31,10 @@ from pants.core.goals.package import BuiltPackage
 from pants.core.target_types import FilesGeneratorTarget, FileTarget
 from pants.core.target_types import rules as core_target_types_rules
 from pants.core.util_rules import source_files, system_binaries
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, Addresses
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
+from pants.engine.target import DependenciesRequest
 from pants.testutil.rule_runner import RuleRunner
 
 from oci2bin import register
@@ -41,6 +42,7 @@ from oci2bin.goals import package_oci_binary
 from oci2bin.goals.package_oci_binary import OciBinaryFieldSet
 from oci2bin.goals.package_oci_image import OciImageFieldSet
 from oci2bin.testutil import configure
+from oci2bin.target_types import OciImageDependenciesField
 from oci2bin.util_rules.image_sources import ImageLayout, ImageLayoutRequest
 
 REPO_ROOT_ENV = "OCI2BIN_REPO_ROOT"
@@ -61,6 +63,7 @@ def make_rule_runner(extra_args=()) -> RuleRunner:
             QueryRule(BuiltPackage, [OciBinaryFieldSet]),
             QueryRule(BuiltPackage, [OciImageFieldSet]),
             QueryRule(ImageLayout, [ImageLayoutRequest]),
+            QueryRule(Addresses, [DependenciesRequest]),
         ],
         target_types=[
             *register.target_types(),
@@ -250,6 +253,17 @@ def test_files_entry_naming_several_files(error_runner: RuleRunner) -> None:
     error_runner.write_files({"x/BUILD": ERROR_BUILD})
     with pytest.raises(ExecutionError, match="must produce exactly one file"):
         error_runner.request(ImageLayout, [ImageLayoutRequest(x("multi_file"), "test")])
+
+
+def test_files_of_an_oci_image_are_inferred_dependencies(error_runner: RuleRunner) -> None:
+    error_runner.write_files(
+        {
+            "z/BUILD": 'oci_image(name="img", base="//x:layout", files={"/a": "//x:f", "/bin/l": "//x:loader_x86"})'
+        }
+    )
+    image = error_runner.get_target(Address("z", target_name="img"))
+    deps = error_runner.request(Addresses, [DependenciesRequest(image[OciImageDependenciesField])])
+    assert set(deps) == {x("f"), x("loader_x86")}
 
 
 def test_oci_layout_and_archive_need_no_process(error_runner: RuleRunner) -> None:
