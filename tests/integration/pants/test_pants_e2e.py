@@ -11,7 +11,8 @@ The base image (Debian bookworm + python3, built once with mmdebstrap and cached
 docker-registry; the copy's BUILD is pinned to its port and digest through MONOREPO_BASE_REPOSITORY/_DIGEST.
 buildgrid 0.4.4 is installed once into the rig cache (tests/rig/buildgrid.py) and stopped by PID.
 
-SLOW: ~3-6 min in all (each `pants` invocation pays ~10 s of start-up without pantsd; step 1 builds everything).
+SLOW: 5-10 min in all (measured 8-10 min on a 2-core VM under load ~10): four `pants` runs without pantsd, the
+first of which builds everything.
 First use on a machine also builds the base image (~1 min) and the buildgrid venv (~1-4 min).
 
 The repo is found through $OCI2BIN_REPO_ROOT (pants.toml [test].extra_env_vars sets it to the build root): the
