@@ -29,6 +29,10 @@
 #include "patch.h"
 #include "rootfs.h"
 #include "rundir.h"
+#include "init.h"
+#include "net.h"
+#include "state.h"
+#include "tty.h"
 
 /* sigaction/sigprocmask below only fail with EINVAL for invalid arguments, which these constants are not. */
 static const int FORWARDED[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
@@ -48,23 +52,26 @@ typedef struct run {
     idmap_info idm;
     int use_cache;
     cache cache;
+    tty t;                /* -t: the pty pair (else -1s) */
+    int out_fd;           /* --detach: the command's stdout/stderr (log or /dev/null), else -1 */
 } run;
 
 static volatile pid_t g_child;
 static volatile sig_atomic_t g_setup_killed_by;
 static int g_exec_rd = -1;
+static volatile sig_atomic_t g_started, g_forward_all;
 
 static void forward(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
     int saved = errno;
     struct pollfd pfd = {g_exec_rd, POLLIN, 0};
-    int execd = poll(&pfd, 1, 0) == 1;
+    int execd = g_started || poll(&pfd, 1, 0) == 1;
     if (!execd) {
         g_setup_killed_by = sig;
         kill(g_child, SIGKILL); /* still setting up: stop now (PID 1 ignores default-action signals) */
     }
-    else if (!si || si->si_code != SI_KERNEL)
+    else if (g_forward_all || !si || si->si_code != SI_KERNEL)
         kill(g_child, sig);     /* terminal-generated signals reach the container's process group directly */
     errno = saved;
 }
@@ -90,17 +97,37 @@ static int private_rootfs(run *r, char *rootfs, size_t sz, oerr *e)
 static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e)
 {
     char upper[4200], work[4200];
+    const char *persist = r->o->overlay_persist;
     *fallback = 0;
     if (cache_ensure(&r->cache, r->p, r->img, !r->idm.single_id, r->idm.single_id, e))
         return -1;
-    snprintf(upper, sizeof upper, "%s/upper", r->rundir);
-    snprintf(work, sizeof work, "%s/work", r->rundir);
+    if (persist) {
+        char dir[PATH_MAX];
+        if ((mkdir(persist, 0700) < 0 && errno != EEXIST) || !realpath(persist, dir))
+            return oerr_sys(e, errno, NULL, "--overlay-persist: cannot create %s", persist);
+        if (strpbrk(dir, ",:"))
+            return oerr_set(e, "--overlay-persist %s: the path contains ',' or ':', which overlayfs cannot take: "
+                               "pick another directory", dir);
+        snprintf(upper, sizeof upper, "%s/upper", dir);
+        snprintf(work, sizeof work, "%s/work", dir);
+        if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST))
+            return oerr_sys(e, errno, NULL, "--overlay-persist: cannot create %s/upper and work", dir);
+    } else {
+        snprintf(upper, sizeof upper, "%s/upper", r->rundir);
+        snprintf(work, sizeof work, "%s/work", r->rundir);
+        if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0)
+            return oerr_sys(e, errno, NULL, "cannot create directories in %s", r->rundir);
+    }
     snprintf(rootfs, sz, "%s/merged", r->rundir);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(rootfs, 0755) < 0)
+    if (mkdir(rootfs, 0755) < 0)
         return oerr_sys(e, errno, NULL, "cannot create directories in %s", r->rundir);
     const char *no_overlay = getenv("OCI2BIN_NO_OVERLAY"); /* tests: exercise the fallback */
     if ((no_overlay && *no_overlay && strcmp(no_overlay, "0") != 0 && (errno = EPERM)) ||
         mounts_overlay(r->cache.entry, upper, work, rootfs) < 0) {
+        if (persist)
+            return oerr_sys(e, errno, "the directory must be on a filesystem overlayfs accepts as upper layer "
+                                      "(ext4, xfs, btrfs; tmpfs on kernels >= 6.6)",
+                            "--overlay-persist %s: cannot mount the overlay", persist);
         dbg("overlay over %s: %s; using a private extraction instead", r->cache.entry, strerror(errno));
         *fallback = 1;
         return 0;
@@ -109,7 +136,25 @@ static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e
     return 0;
 }
 
-static int child_setup(run *r, oerr *e)
+/* The command's stdio: the pty (-t), stdin /dev/null unless -i, the log/null for --detach. */
+static int child_stdio(run *r, oerr *e)
+{
+    if (r->t.slave >= 0) {
+        close(r->t.master);
+        if (tty_attach(r->t.slave, e))
+            return -1;
+    } else if (!r->o->interactive) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+            return oerr_sys(e, errno, NULL, "cannot redirect stdin from /dev/null");
+        close(fd);
+    }
+    if (r->out_fd >= 0 && (dup2(r->out_fd, STDOUT_FILENO) < 0 || dup2(r->out_fd, STDERR_FILENO) < 0))
+        return oerr_sys(e, errno, NULL, "--detach: cannot redirect the output");
+    return 0;
+}
+
+static int child_setup(run *r, int *status, oerr *e)
 {
     char rootfs[4200];
     char c;
@@ -125,6 +170,8 @@ static int child_setup(run *r, oerr *e)
         r->idm.single_id = 1;
         r->use_cache = 0;
     }
+    if (r->o->net_none && net_loopback_up(e))
+        return -1;
     if (mounts_private_tmpfs(r->rundir, e))
         return -1;
     int fallback = 1;
@@ -132,12 +179,22 @@ static int child_setup(run *r, oerr *e)
         return -1;
     if (fallback && private_rootfs(r, rootfs, sizeof rootfs, e))
         return -1;
-    if (mounts_setup_rootfs(rootfs, e))
+    if (mounts_setup_rootfs(rootfs, r->o, r->hostname, e))
         return -1;
     if (r->hostname && sethostname(r->hostname, strlen(r->hostname)) < 0)
         dbg("sethostname: %s", strerror(errno));
     if (mounts_enter_rootfs(rootfs, e))
         return -1;
+    if (child_stdio(r, e))
+        return -1;
+    /* set-up done (pivoted, old root detached): tell the loader, which may now remove the run dir */
+    if (write_all(r->exec_wr, "x", 1) < 0)
+        return oerr_sys(e, errno, NULL, "the loader is gone");
+    if (r->o->init) {
+        int fds[] = {r->exec_wr, r->rundir_lock, r->cache.lockfd};
+        *status = init_run(r->plan, r->idm.single_id, fds, 3, e);
+        return *status < 0 ? -1 : 0;
+    }
     return exec_run(r->plan, r->idm.single_id, e);
 }
 
@@ -160,7 +217,9 @@ static int child_main(run *r)
     /* If the loader dies (even by SIGKILL), the container goes with it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
-    child_setup(r, &e);
+    int status = -1;
+    if (child_setup(r, &status, &e) == 0 && status >= 0)
+        return status; /* --init: the command's status */
     oerr_print(&e);
     return e.status ? e.status : EXIT_SETUP;
 }
@@ -183,7 +242,7 @@ static int unshare_child(run *r)
         dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
     close(r->ready_rd);
     const char *how = "u";
-    int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (r->o->net_none ? CLONE_NEWNET : 0);
     if (unshare(CLONE_NEWUSER | others) < 0) {
         int err = errno;
         /* A multi-threaded process (qemu-user always is) cannot unshare a user namespace. Real root can
@@ -253,8 +312,27 @@ static int wait_child(pid_t pid, oerr *e)
 int container_run(const options *o, const payload *p, const image *img, exec_plan *plan,
                   const char *hostname, oerr *e)
 {
-    run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname};
-    int fds[2];
+    run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname, .out_fd = -1};
+    r.t.master = r.t.slave = -1;
+    int fds[2], notify_fd = -1;
+    state st = {.fd = -1};
+    if (o->overlay_persist && o->no_cache)
+        return oerr_set(e, "--overlay-persist needs the rootfs cache: drop --no-cache");
+    if (o->detach && o->tty)
+        return oerr_set(e, "-t with --detach is not supported: drop -t");
+    if (o->name && state_open(&st, o->name, e))
+        return -1;
+    if (o->detach) {
+        if ((r.out_fd = state_output_fd(&st, o->name != NULL, e)) < 0 || (notify_fd = detach_begin(e)) < 0) {
+            state_close(&st);
+            return -1;
+        }
+    }
+    if (o->tty && tty_open(&r.t, e)) {
+        state_close(&st);
+        return -1;
+    }
+    g_forward_all = o->tty;
     if (rundir_create(rundir_base(), r.rundir, sizeof r.rundir, &r.rundir_lock, e))
         return -1;
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -279,22 +357,28 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     }
     r.ready_rd = fds[0], r.ready_wr = fds[1];
 
-    ns_plan_maps(&r.idm);
-    r.cache.lockfd = -1;
-    if (!o->no_cache) {
-        oerr ce = {0};
-        r.use_cache = cache_open(&r.cache, o, p->config_digest, r.idm.mode, &ce) == 0;
-        if (!r.use_cache)
-            warnmsg("%s; running without the rootfs cache", ce.msg);
-    }
-
     sigset_t block, old;
     sigemptyset(&block);
     for (size_t i = 0; i < N_FORWARDED; i++)
         sigaddset(&block, FORWARDED[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    int rc = -1;
+    ns_plan_maps(&r.idm);
+    r.cache.lockfd = -1;
+    if (!o->no_cache) {
+        oerr ce = {0};
+        r.use_cache = cache_open(&r.cache, o, p->config_digest, r.idm.mode, &ce) == 0;
+        if (!r.use_cache && o->overlay_persist) {
+            oerr_set(e, "--overlay-persist needs the rootfs cache: %s", ce.msg);
+            goto out;
+        }
+        if (!r.use_cache)
+            warnmsg("%s; running without the rootfs cache", ce.msg);
+    }
+
+    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD |
+                          (o->net_none ? CLONE_NEWNET : 0);
     int via_unshare = 0;
     pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid < 0 && errno == EINVAL) {
@@ -306,7 +390,6 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     } else if (pid == 0) {
         _exit(child_main(&r));
     }
-    int rc = -1;
     if (pid < 0) {
         oerr_sys(e, errno, ns_userns_hint(errno), "cannot create the container's namespaces");
         goto out;
@@ -352,14 +435,33 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     /* The exec pipe closes when the child execs (or dies). By then it has pivoted into the rootfs and
      * detached the old root, so the run directory is no longer a mount point anywhere: remove it now,
      * so that not even a SIGKILL of the loader leaves it behind. */
+    if (r.t.slave >= 0) {
+        close(r.t.slave);
+        r.t.slave = -1;
+    }
     char c;
     ssize_t n;
     while ((n = read(r.exec_rd, &c, 1)) < 0 && errno == EINTR)
         ;
+    g_started = n == 1;
     if (rundir_remove(r.rundir) < 0)
         dbg("cannot remove %s yet: %s", r.rundir, strerror(errno));
+    if (g_started) {
+        if (o->name)
+            state_write(&st, o->name, p->image, plan->argv.v, getpid(), pid, "running", 0);
+        if (notify_fd >= 0) {
+            detach_ready(notify_fd);
+            notify_fd = -1;
+            if (dup2(r.out_fd, STDOUT_FILENO) < 0 || dup2(r.out_fd, STDERR_FILENO) < 0)
+                dbg("--detach: cannot redirect the loader's output: %s", strerror(errno));
+        }
+        if (r.t.master >= 0)
+            tty_relay(&r.t, o->interactive);
+    }
     rc = wait_child(pid, e);
     dbg("container exited with status %d", rc);
+    if (o->name && g_started)
+        state_write(&st, o->name, p->image, plan->argv.v, getpid(), pid, "exited", rc);
 out:
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (r.sync_rd >= 0)
@@ -376,5 +478,11 @@ out:
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
     close(r.rundir_lock);
     cache_close(&r.cache);
+    tty_close(&r.t);
+    if (r.out_fd >= 0)
+        close(r.out_fd);
+    if (notify_fd >= 0)
+        close(notify_fd); /* the command never started: the waiting parent exits with our status */
+    state_close(&st);
     return rc;
 }

@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "seccomp.h"
+#include "ulimit.h"
+
 static size_t key_len(const char *kv)
 {
     const char *eq = strchr(kv, '=');
@@ -126,6 +129,10 @@ int exec_plan_build(const image *img, const options *o, const char *hostname, ex
 
     const char *wd = o->workdir ? o->workdir : img->workdir ? img->workdir : "/";
     pl->workdir = wd[0] == '/' ? xstrdup(wd) : xasprintf("/%s", wd);
+    if (caps_plan_build(&o->cap_drop, &o->cap_add, &pl->caps, e))
+        return -1;
+    pl->ulimits = &o->ulimits;
+    pl->seccomp = !o->no_seccomp;
     if (o->user) {
         pl->user = xstrdup(o->user);
     } else if (img->user) {
@@ -297,6 +304,9 @@ int exec_run(exec_plan *pl, int single_id, oerr *e)
     if (mkdir_p(pl->workdir) < 0 || chdir(pl->workdir) < 0)
         return oerr_sys(e, errno, "check --workdir / the image's WorkingDir", "cannot enter working directory %s",
                         pl->workdir);
+    if (pl->ulimits)
+        ulimit_apply(pl->ulimits);
+    caps_before_user(&pl->caps);
     if (switch_user(pl, single_id, e))
         return -1;
     const char *name = pl->argv.v[0];
@@ -312,6 +322,9 @@ int exec_run(exec_plan *pl, int single_id, oerr *e)
                           name);
     }
     dbg("exec %s (argv[0]=%s, %zu args) in %s", path, name, pl->argv.n, pl->workdir);
+    caps_apply(&pl->caps);
+    if (pl->seccomp && seccomp_install(e))
+        return -1;
     execve(path, pl->argv.v, pl->env.v);
     int err = errno;
     if (err == ENOENT || err == ENOTDIR)

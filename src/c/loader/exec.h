@@ -1,6 +1,7 @@
 /* What to run (docker run semantics) and running it inside the container. */
 #ifndef OCI2BIN_EXEC_H
 #define OCI2BIN_EXEC_H
+#include "caps.h"
 #include "image.h"
 #include "options.h"
 #include "util.h"
@@ -13,6 +14,9 @@ typedef struct exec_plan {
     char *workdir; /* absolute */
     char *user;    /* NULL: root; else "UID[:GID]" or a name (looked up in the rootfs) */
     int user_from_image;
+    caps_plan caps;        /* --cap-drop / --cap-add */
+    const strv *ulimits;   /* --ulimit specs (owned by the options) */
+    int seccomp;           /* install the default filter (no --no-seccomp) */
 } exec_plan;
 
 /* Builds the plan on the host side: Entrypoint+Cmd (args replace Cmd, --entrypoint clears Cmd),
@@ -21,7 +25,8 @@ int exec_plan_build(const image *img, const options *o, const char *hostname, ex
 void exec_plan_free(exec_plan *pl);
 /* Sets KEY=VALUE in env, replacing an existing KEY. */
 void env_set(strv *env, const char *kv);
-/* In the container (after pivot_root): workdir, user, PATH lookup, execve. Returns only on error,
+/* In the container (after pivot_root): workdir, rlimits, user, PATH lookup, capabilities,
+ * no_new_privs + seccomp, execve. Returns only on error,
  * with e->status 126/127/125. */
 int exec_run(exec_plan *pl, int single_id, oerr *e);
 #endif

@@ -15,7 +15,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "pathres.h"
+#include "volumes.h"
 
 int mounts_private_tmpfs(const char *rundir, oerr *e)
 {
@@ -202,16 +204,10 @@ static void setup_sys(int rootfd)
     close(fd);
 }
 
-/* Copies a host file into the rootfs (replacing a symlink there). Missing host files are skipped. */
-static int copy_host_file(int rootfd, const char *host, const char *rel, oerr *e)
+/* Writes text as file rel in the rootfs (replacing whatever is there, symlinks included). */
+static int write_root_file(int rootfd, const char *rel, const char *text, oerr *e)
 {
-    char *text;
-    size_t len;
-    oerr tmp;
-    if (read_small_file(AT_FDCWD, host, 1u << 20, &text, &len, &tmp) < 0) {
-        dbg("%s: not copied (%s)", host, tmp.msg);
-        return 0;
-    }
+    size_t len = strlen(text);
     char parent[4096], leaf[4096];
     path_split(rel, parent, leaf);
     int dfd = root_open_dir(rootfd, parent, 1);
@@ -225,11 +221,34 @@ static int copy_host_file(int rootfd, const char *host, const char *rel, oerr *e
             rc = oerr_sys(e, errno, NULL, "cannot write /%s in the rootfs", rel);
         close(dfd);
     }
-    free(text);
     return rc;
 }
 
-static int setup_in_root(int rootfd, oerr *e)
+/* /etc/resolv.conf and /etc/hosts: the host's, changed by --dns, --dns-search, --add-host, --net none. */
+static int resolver_files(int rootfd, const options *o, const char *hostname, oerr *e)
+{
+    char *host_text[2] = {NULL, NULL};
+    const char *files[2] = {"/etc/resolv.conf", "/etc/hosts"};
+    for (int i = 0; i < 2; i++) {
+        oerr tmp;
+        if (read_small_file(AT_FDCWD, files[i], 1u << 20, &host_text[i], NULL, &tmp) < 0)
+            dbg("%s: not copied (%s)", files[i], tmp.msg);
+    }
+    char *resolv = net_resolv_conf(o, host_text[0]);
+    char *hosts = (o->add_hosts.n || o->net_none || !host_text[1]) ? net_hosts(o, host_text[1], hostname) : NULL;
+    int rc = 0;
+    if (resolv || host_text[0])
+        rc = write_root_file(rootfd, "etc/resolv.conf", resolv ? resolv : host_text[0], e);
+    if (rc == 0 && (hosts || host_text[1]))
+        rc = write_root_file(rootfd, "etc/hosts", hosts ? hosts : host_text[1], e);
+    free(resolv);
+    free(hosts);
+    free(host_text[0]);
+    free(host_text[1]);
+    return rc;
+}
+
+static int setup_in_root(int rootfd, const options *o, const char *hostname, oerr *e)
 {
     int fd = target_dir(rootfd, "proc", e);
     if (fd < 0 || mount_at("proc", fd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", e))
@@ -240,13 +259,12 @@ static int setup_in_root(int rootfd, oerr *e)
     fd = target_dir(rootfd, "tmp", e);
     if (fd < 0 || mount_at("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/tmp", e))
         return -1;
-    if (copy_host_file(rootfd, "/etc/resolv.conf", "etc/resolv.conf", e) ||
-        copy_host_file(rootfd, "/etc/hosts", "etc/hosts", e))
+    if (resolver_files(rootfd, o, hostname, e))
         return -1;
-    return 0;
+    return volumes_mount(rootfd, o, e);
 }
 
-int mounts_setup_rootfs(const char *rootfs, oerr *e)
+int mounts_setup_rootfs(const char *rootfs, const options *o, const char *hostname, oerr *e)
 {
     if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return oerr_sys(e, errno, NULL, "cannot bind-mount the rootfs %s", rootfs);
@@ -254,8 +272,18 @@ int mounts_setup_rootfs(const char *rootfs, oerr *e)
     int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         return oerr_sys(e, errno, NULL, "cannot open %s", rootfs);
-    int rc = setup_in_root(rootfd, e);
+    int rc = setup_in_root(rootfd, o, hostname, e);
     close(rootfd);
+    if (rc == 0 && o->read_only) {
+        /* only the root mount: /proc, /dev, /tmp, -v, --tmpfs keep their own flags */
+        struct statvfs sv;
+        unsigned long keep = MS_NOSUID | MS_NODEV;
+        if (statvfs(rootfs, &sv) == 0 && (sv.f_flag & ST_NOEXEC))
+            keep |= MS_NOEXEC;
+        if (mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+            return oerr_sys(e, errno, NULL, "--read-only: cannot make the root filesystem read-only");
+        dbg("rootfs read-only");
+    }
     return rc;
 }
 

@@ -13,11 +13,26 @@ typedef struct options {
     char *cache_dir;    /* --cache-dir */
     strv env;           /* -e / --env values, in order */
     strv env_files;     /* --env-file paths, in order */
+    strv volumes;       /* -v HOST:CTR[:ro|rw] */
+    strv secrets;       /* --secret HOST[:CTR] */
+    strv tmpfs;         /* --tmpfs PATH */
+    int read_only;      /* --read-only */
+    char *overlay_persist; /* --overlay-persist DIR */
+    int init;           /* --init */
+    int net_none;       /* --net none (else host) */
+    strv dns, dns_search, add_hosts; /* --dns, --dns-search, --add-host */
+    strv ulimits;       /* --ulimit TYPE=N[:M] */
+    strv cap_drop, cap_add;
+    int no_seccomp;     /* --no-seccomp */
+    int tty, interactive, detach; /* -t, -i, -d */
+    char *name;         /* --name */
+    strv owned;         /* strings owned by the options (from --config files) */
     char **args;        /* command arguments after the flags (not owned) */
     int n_args;
 } options;
 
-/* Parses argv. Flags come first; the first non-flag argument or "--" ends them. */
+/* Parses argv. Flags come first; the first non-flag argument or "--" ends them. --config FILE inserts the
+ * file's flags at its place (key=value -> --key value, key -> --key; # comments; no nested --config). */
 int options_parse(int argc, char **argv, options *o, oerr *e);
 void options_usage(const char *prog);
 void options_free(options *o);

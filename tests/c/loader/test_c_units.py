@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-UNITS = ["json_test", "tar_test", "codec_test", "payload_test", "extract_test", "options_test"]
+UNITS = ["json_test", "tar_test", "codec_test", "payload_test", "extract_test", "options_test", "flags_test"]
 HOST = platform.machine()
 
 
