@@ -10,7 +10,7 @@ import shlex
 import sys
 
 from tests.hostile.harness import Sandbox, find_loader
-from tests.hostile.test_hostile import CASES
+from tests.hostile.cases import CASES
 
 
 def main() -> int:
