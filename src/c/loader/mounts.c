@@ -167,7 +167,7 @@ static int setup_dev(int rootfd, oerr *e)
     return 0;
 }
 
-static void setup_sys(int rootfd)
+static void setup_sys(int rootfd, int own_netns)
 {
     oerr e;
     int fd = target_dir(rootfd, "sys", &e);
@@ -177,6 +177,14 @@ static void setup_sys(int rootfd)
     }
     char p[32];
     fdpath(fd, p);
+    /* With its own network namespace the container may mount a sysfs of its own (showing only its
+     * interfaces); the host's /sys would list the host's. */
+    if (own_netns && mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0) {
+        close(fd);
+        return;
+    }
+    if (own_netns)
+        dbg("sysfs: %s; binding the host's /sys", strerror(errno));
     if (mount("/sys", p, NULL, MS_BIND | MS_REC, NULL) < 0) {
         dbg("/sys: %s (skipped)", strerror(errno));
         close(fd);
@@ -255,7 +263,7 @@ static int setup_in_root(int rootfd, const options *o, const char *hostname, oer
         return -1;
     if (setup_dev(rootfd, e))
         return -1;
-    setup_sys(rootfd);
+    setup_sys(rootfd, o->net_none);
     fd = target_dir(rootfd, "tmp", e);
     if (fd < 0 || mount_at("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/tmp", e))
         return -1;
