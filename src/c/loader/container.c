@@ -164,7 +164,7 @@ static int child_setup(run *r, int *status, oerr *e)
     while (n < 0 && errno == EINTR);
     if (n != 1)
         return oerr_set(e, "the loader stopped before the container started: see the message above");
-    close(r->sync_rd);
+    r->plan->life_fd = r->sync_rd; /* stays open (CLOEXEC): exec_run re-arms PDEATHSIG after a user switch */
     if (c == '1' && !r->idm.single_id) {
         /* the parent fell back to the single-id map after planning: the cache key no longer fits */
         r->idm.single_id = 1;

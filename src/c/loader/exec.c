@@ -6,9 +6,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,6 +136,7 @@ int exec_plan_build(const image *img, const options *o, const char *hostname, ex
         return -1;
     pl->ulimits = &o->ulimits;
     pl->seccomp = !o->no_seccomp;
+    pl->life_fd = -1;
     if (o->user) {
         pl->user = xstrdup(o->user);
     } else if (img->user) {
@@ -323,6 +327,16 @@ int exec_run(exec_plan *pl, int single_id, oerr *e)
     }
     dbg("exec %s (argv[0]=%s, %zu args) in %s", path, name, pl->argv.n, pl->workdir);
     caps_apply(&pl->caps);
+    /* A user switch (or a capability change) cleared the parent-death signal set at clone: set it again,
+     * then make sure the loader did not die in between, so that killing the loader (even with SIGKILL)
+     * still takes the container with it. */
+    if (pl->life_fd >= 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
+        struct pollfd pf = {pl->life_fd, POLLIN, 0};
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
+            return oerr_set(e, "the loader exited before the command started: nothing to do");
+    }
     if (pl->seccomp && seccomp_install(e))
         return -1;
     execve(path, pl->argv.v, pl->env.v);

@@ -17,6 +17,7 @@ typedef struct exec_plan {
     caps_plan caps;        /* --cap-drop / --cap-add */
     const strv *ulimits;   /* --ulimit specs (owned by the options) */
     int seccomp;           /* install the default filter (no --no-seccomp) */
+    int life_fd;           /* read end of a pipe the loader holds open (POLLHUP: it died), or -1 */
 } exec_plan;
 
 /* Builds the plan on the host side: Entrypoint+Cmd (args replace Cmd, --entrypoint clears Cmd),

@@ -54,3 +54,43 @@ def test_live_run_dir_is_not_swept(runner):
         p.kill()
         p.wait(timeout=10)
     runner.run("true", check=True)
+
+
+def _procs_with(arg: str) -> list[int]:
+    """Live `sleep ARG` processes (the container's command)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+                stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if arg.encode() in cmd and cmd[0].endswith(b"sleep") and stat[0] != "Z":  # not the loader
+                out.append(int(d))
+    return out
+
+
+@pytest.mark.parametrize("flags", [[], ["--user", "1000"], ["--init", "--user", "1000"]],
+                         ids=["root-in-ctr", "user", "init-user"])
+def test_sigkill_of_loader_takes_the_container(runner, flags):
+    """A user switch clears the parent-death signal; the loader re-arms it, so the container still dies."""
+    if runner.user != "root" and f"{runner.user}:" not in open("/etc/subuid").read() and flags:
+        pytest.skip("--user needs a subuid range for an unprivileged user")
+    marker = f"{os.getpid() % 1000 + 1000}.{len(flags)}"
+    p = runner.popen(*flags, "sleep", marker)
+    try:
+        deadline = time.monotonic() + 20
+        while not _procs_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _procs_with(marker), "the container did not start"
+        p.send_signal(signal.SIGKILL)
+        assert p.wait(timeout=10) == -signal.SIGKILL
+        deadline = time.monotonic() + 5
+        while _procs_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _procs_with(marker), "the container outlived its SIGKILLed loader"
+    finally:
+        for pid in _procs_with(marker):
+            os.kill(pid, signal.SIGKILL)
+    runner.run("true", check=True)  # and the next start leaves TMPDIR clean (checked by the fixture)
