@@ -17,6 +17,7 @@ CLI: python -m tests.rig.buildgrid install | serve   (serve: runs until Ctrl-C, 
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import glob
 import os
@@ -85,6 +86,15 @@ def install() -> str:
         )  # fmt: skip
         open(done, "w").close()
     return bgd_path()
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the server when the process that started it dies, even by SIGKILL (Pants kills and
+    retries a test when files change; a fixture's teardown never runs then)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port() -> int:
@@ -166,7 +176,7 @@ class BuildGrid:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    start_new_session=True,
+                    preexec_fn=_die_with_parent,  # and no new session: a kill of the test's group reaches it
                 )
             if self._wait(timeout):
                 return self

@@ -151,7 +151,8 @@ def e2e():
         print("SKIP:", "; ".join(reasons))
         pytest.skip("; ".join(reasons))
     base = python_base.build()
-    work = Path(tempfile.mkdtemp(prefix="oci2bin-pants-e2e-"))
+    remove_stale_workdirs()
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     try:
         root = work / "repo"
         src = repo_root()
@@ -171,6 +172,17 @@ def e2e():
             yield Env(root, work, repository, digest, bg)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+WORK_PREFIX = "oci2bin-pants-e2e-"
+
+
+def remove_stale_workdirs() -> None:
+    """Work dirs of runs that were killed (Pants kills and retries a test when files change: no teardown)."""
+    for d in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        pid = d.name[len(WORK_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def run_binary(path: Path, *args: str) -> subprocess.CompletedProcess:
