@@ -52,7 +52,7 @@ typedef struct run {
     idmap_info idm;
     int use_cache;
     cache cache;
-    tty t;                /* -t: the pty pair (else -1s) */
+    tty t;                /* -t: the pty (else -1s) */
     int out_fd;           /* --detach: the command's stdout/stderr (log or /dev/null), else -1 */
 } run;
 
@@ -139,9 +139,8 @@ static int cached_rootfs(run *r, char *rootfs, size_t sz, int *fallback, oerr *e
 /* The command's stdio: the pty (-t), stdin /dev/null unless -i, the log/null for --detach. */
 static int child_stdio(run *r, oerr *e)
 {
-    if (r->t.slave >= 0) {
-        close(r->t.master);
-        if (tty_attach(r->t.slave, e))
+    if (r->t.sock[1] >= 0) {
+        if (tty_child(&r->t, e))
             return -1;
     } else if (!r->o->interactive) {
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -313,7 +312,7 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
                   const char *hostname, oerr *e)
 {
     run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname, .out_fd = -1};
-    r.t.master = r.t.slave = -1;
+    r.t.master = r.t.sock[0] = r.t.sock[1] = -1;
     int fds[2], notify_fd = -1;
     state st = {.fd = -1};
     if (o->overlay_persist && o->no_cache)
@@ -435,9 +434,9 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     /* The exec pipe closes when the child execs (or dies). By then it has pivoted into the rootfs and
      * detached the old root, so the run directory is no longer a mount point anywhere: remove it now,
      * so that not even a SIGKILL of the loader leaves it behind. */
-    if (r.t.slave >= 0) {
-        close(r.t.slave);
-        r.t.slave = -1;
+    if (r.t.sock[1] >= 0) {
+        close(r.t.sock[1]);
+        r.t.sock[1] = -1;
     }
     char c;
     ssize_t n;
@@ -455,6 +454,9 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
             if (dup2(r.out_fd, STDOUT_FILENO) < 0 || dup2(r.out_fd, STDERR_FILENO) < 0)
                 dbg("--detach: cannot redirect the loader's output: %s", strerror(errno));
         }
+        oerr te = {0};
+        if (r.t.sock[0] >= 0 && tty_receive(&r.t, &te) < 0)
+            oerr_print(&te);
         if (r.t.master >= 0)
             tty_relay(&r.t, o->interactive);
     }

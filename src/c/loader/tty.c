@@ -1,5 +1,6 @@
-/* The pty is allocated from the host's /dev/ptmx by the loader (the container's own devpts instance
- * cannot be reached from the host); the container's PID 1 makes the slave its controlling terminal. */
+/* The pty comes from the container's own devpts instance (so `tty` inside can name it): its PID 1 opens
+ * /dev/ptmx after pivot_root, keeps the slave as its controlling terminal and hands the master to the
+ * loader over a socketpair (SCM_RIGHTS); the loader relays between the master and its own stdio. */
 #define _GNU_SOURCE
 #include "tty.h"
 
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t g_winch;
@@ -31,28 +34,16 @@ static void copy_winsize(int to)
 
 int tty_open(tty *t, oerr *e)
 {
-    t->master = t->slave = -1;
+    t->master = -1;
     t->raw = 0;
-    char name[128];
-    t->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (t->master < 0)
-        return oerr_sys(e, errno, "check that /dev/ptmx and /dev/pts are usable", "-t: cannot allocate a pty");
-    if (grantpt(t->master) < 0 || unlockpt(t->master) < 0 || ptsname_r(t->master, name, sizeof name) != 0) {
-        int err = errno;
-        tty_close(t);
-        return oerr_sys(e, err, NULL, "-t: cannot set up the pty");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t->sock) < 0) {
+        t->sock[0] = t->sock[1] = -1;
+        return oerr_sys(e, errno, NULL, "-t: socketpair");
     }
-    t->slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (t->slave < 0) {
-        int err = errno;
-        tty_close(t);
-        return oerr_sys(e, err, NULL, "-t: cannot open %s", name);
-    }
-    copy_winsize(t->master);
     return 0;
 }
 
-int tty_attach(int slave, oerr *e)
+static int attach(int slave, oerr *e)
 {
     if (setsid() < 0)
         return oerr_sys(e, errno, NULL, "-t: setsid failed");
@@ -63,6 +54,76 @@ int tty_attach(int slave, oerr *e)
             return oerr_sys(e, errno, NULL, "-t: cannot attach the pty");
     if (slave > 2)
         close(slave);
+    return 0;
+}
+
+int tty_child(tty *t, oerr *e)
+{
+    close(t->sock[0]);
+    t->sock[0] = -1;
+    char name[128];
+    int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return oerr_sys(e, errno, "the container has no usable /dev/pts", "-t: cannot allocate a pty");
+    int slave = -1;
+    if (unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0 ||
+        (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+        int err = errno;
+        close(m);
+        return oerr_sys(e, err, NULL, "-t: cannot set up the pty");
+    }
+    char byte = 't';
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &m, sizeof(int));
+    ssize_t n;
+    while ((n = sendmsg(t->sock[1], &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    int err = errno;
+    close(m);
+    close(t->sock[1]);
+    t->sock[1] = -1;
+    if (n != 1) {
+        close(slave);
+        return oerr_sys(e, err, NULL, "-t: cannot hand the pty to the loader");
+    }
+    return attach(slave, e);
+}
+
+int tty_receive(tty *t, oerr *e)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    ssize_t n;
+    while ((n = recvmsg(t->sock[0], &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return oerr_sys(e, n < 0 ? errno : EPROTO, NULL, "-t: the container did not hand over its pty");
+    memcpy(&t->master, CMSG_DATA(c), sizeof(int));
+    copy_winsize(t->master);
     return 0;
 }
 
@@ -127,7 +188,8 @@ void tty_close(tty *t)
 {
     if (t->master >= 0)
         close(t->master);
-    if (t->slave >= 0)
-        close(t->slave);
-    t->master = t->slave = -1;
+    for (int i = 0; i < 2; i++)
+        if (t->sock[i] >= 0)
+            close(t->sock[i]);
+    t->master = t->sock[0] = t->sock[1] = -1;
 }

@@ -160,8 +160,8 @@ def test_seccomp(runner):
 def test_stdin_interactive_and_tty(runner):
     assert runner.run("sh", input="echo no\n").stdout == ""  # without -i, stdin is /dev/null
     assert runner.run("-i", "sh", input="echo yes\n").stdout == "yes\n"
-    p = runner.run("-t", "sh", "-c", "test -t 0 && test -t 1 && echo tty", input="")
-    assert p.returncode == 0 and p.stdout.replace("\r", "") == "tty\n"
+    p = runner.run("-t", "sh", "-c", "test -t 0 && test -t 1 && echo tty; tty", input="")
+    assert p.returncode == 0 and p.stdout.replace("\r", "") == "tty\n/dev/pts/0\n"  # the container's own devpts
     p = runner.run("-it", "sh", input="echo hi-$((1+2))\nexit 5\n")
     assert p.returncode == 5 and "hi-3\n" in p.stdout  # (text mode turns \r\n into \n)
 
