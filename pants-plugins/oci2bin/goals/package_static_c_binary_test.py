@@ -20,9 +20,9 @@ from pants.testutil.rule_runner import RuleRunner
 from oci2bin.goals import package_static_c_binary
 from oci2bin.goals.package_static_c_binary import StaticCBinaryFieldSet
 from oci2bin.subsystems import zig
-from oci2bin.target_types import StaticCBinaryTarget
+from oci2bin.target_types import PypiSdistFilesTarget, StaticCBinaryTarget
 from oci2bin.testutil import configure
-from oci2bin.util_rules import zig_compile
+from oci2bin.util_rules import pypi_sdist, zig_compile
 
 SOURCES = {
     "c/BUILD": (
@@ -31,6 +31,14 @@ SOURCES = {
         "static_c_binary(name='hi-arm', dependencies=[':src'], arch='aarch64')\n"
     ),
     "bad/BUILD": "static_c_binary(name='bad', sources=['bad.c'])\n",
+    "z/BUILD": (
+        "pypi_sdist_files(name='libzstd', requirement='zstandard==0.23.0',\n"
+        "    sha256='b2d8c62d08e7255f68f7a740bae85b3c9b8e5466baa9cbf7f57f1cde0ac6bc09',\n"
+        "    files=['zstd/zstd.c', 'zstd/zstd.h', 'zstd/zstd_errors.h'], output_dir='third_party/zstd',\n"
+        "    compile=['zstd.c'])\n"
+        "static_c_binary(name='zv', sources=['zv.c'], dependencies=[':libzstd'])\n"
+    ),
+    "z/zv.c": '#include <stdio.h>\n#include "zstd.h"\nint main(void){printf("%u\\n", ZSTD_versionNumber());return 0;}\n',
     "c/hi.c": '#include "hi.h"\n#include <stdio.h>\nint main(void){puts(MSG);return 7;}\n',
     "c/hi.h": '#define MSG "hi from a static binary"\n',
     "bad/bad.c": "int main(void){int unused; return 0;}\n",
@@ -42,6 +50,7 @@ def make_rule_runner(**kwargs) -> RuleRunner:
         rules=[
             *package_static_c_binary.rules(),
             *zig_compile.rules(),
+            *pypi_sdist.rules(),
             *zig.rules(),
             *pex.rules(),
             *source_files.rules(),
@@ -49,7 +58,7 @@ def make_rule_runner(**kwargs) -> RuleRunner:
             *system_binaries.rules(),
             QueryRule(BuiltPackage, [StaticCBinaryFieldSet]),
         ],
-        target_types=[CCSourcesGeneratorTarget, CCSourceTarget, StaticCBinaryTarget],
+        target_types=[CCSourcesGeneratorTarget, CCSourceTarget, StaticCBinaryTarget, PypiSdistFilesTarget],
         **kwargs,
     )
     configure(rule_runner)
@@ -104,3 +113,19 @@ def test_two_clean_builds_are_byte_identical() -> None:
 def test_warnings_are_errors() -> None:
     with pytest.raises(Exception, match="unused"):
         build(make_rule_runner(), "bad", "bad")
+
+
+def test_vendored_sdist_sources_are_fetched_checked_and_linked(tmp_path) -> None:
+    """libzstd from the pinned `zstandard` sdist (fetched from the configured package index, sha256-checked)."""
+    exe = tmp_path / "zv"
+    exe.write_bytes(build(make_rule_runner(), "zv", "z"))
+    exe.chmod(0o755)
+    result = run(str(exe))
+    assert result.returncode == 0 and result.stdout.strip().isdigit() and int(result.stdout) >= 10500
+
+
+def test_sdist_with_wrong_hash_is_refused() -> None:
+    rule_runner = make_rule_runner()
+    rule_runner.write_files({"z/BUILD": SOURCES["z/BUILD"].replace("b2d8c62d", "00000000")})
+    with pytest.raises(Exception, match="refusing it"):
+        build(rule_runner, "zv", "z")
