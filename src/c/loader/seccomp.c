@@ -60,8 +60,15 @@ int seccomp_install(oerr *e)
     struct sock_fprog prog = {(unsigned short)n, f};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return oerr_sys(e, errno, NULL, "cannot set no_new_privs");
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
+        /* EINVAL: no filter support here — a kernel without CONFIG_SECCOMP_FILTER, or qemu-user, which refuses
+         * guest filters (they would see the host's syscalls). Run like docker does then: without one, said. */
+        if (errno == EINVAL) {
+            warnmsg("seccomp filters are not available here (kernel or qemu-user): running without the default filter");
+            return 0;
+        }
         return oerr_sys(e, errno, "run with --no-seccomp if this kernel has no seccomp filters",
                         "cannot install the seccomp filter");
+    }
     return 0;
 }
