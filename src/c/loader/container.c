@@ -362,7 +362,7 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
         sigaddset(&block, FORWARDED[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    int rc = -1;
+    int rc = -1, rundir_gone = 0;
     ns_plan_maps(&r.idm);
     r.cache.lockfd = -1;
     if (!o->no_cache) {
@@ -443,7 +443,8 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     while ((n = read(r.exec_rd, &c, 1)) < 0 && errno == EINTR)
         ;
     g_started = n == 1;
-    if (rundir_remove(r.rundir) < 0)
+    rundir_gone = rundir_remove(r.rundir) == 0; /* once gone, its name may be reused by another start */
+    if (!rundir_gone)
         dbg("cannot remove %s yet: %s", r.rundir, strerror(errno));
     if (g_started) {
         if (o->name)
@@ -476,7 +477,7 @@ out:
     close(r.ready_rd);
     if (r.ready_wr >= 0)
         close(r.ready_wr);
-    if (rundir_remove(r.rundir) < 0)
+    if (!rundir_gone && rundir_remove(r.rundir) < 0)
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
     close(r.rundir_lock);
     cache_close(&r.cache);
