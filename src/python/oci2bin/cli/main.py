@@ -87,6 +87,54 @@ def _sbom(argv: list[str]) -> int:
     return sbom.run(argv)
 
 
+def _sign(argv: list[str]) -> int:
+    from oci2bin.cli import signing
+
+    return signing.run_sign(argv)
+
+
+def _verify(argv: list[str]) -> int:
+    from oci2bin.cli import signing
+
+    return signing.run_verify(argv)
+
+
+def _push(argv: list[str]) -> int:
+    from oci2bin.cli import push
+
+    return push.run(argv)
+
+
+def _ps(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_ps(argv)
+
+
+def _stop(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_stop(argv)
+
+
+def _logs(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_logs(argv)
+
+
+def _exec(argv: list[str]) -> int:
+    from oci2bin.cli import execcmd
+
+    return execcmd.run(argv)
+
+
+def _pod(argv: list[str]) -> int:
+    from oci2bin.cli import pod
+
+    return pod.run(argv)
+
+
 SUBCOMMANDS = {
     "fetch": _fetch,
     "transform": _transform,
@@ -99,6 +147,14 @@ SUBCOMMANDS = {
     "update": _update,
     "reconstruct": _reconstruct,
     "sbom": _sbom,
+    "sign": _sign,
+    "verify": _verify,
+    "push": _push,
+    "ps": _ps,
+    "stop": _stop,
+    "logs": _logs,
+    "exec": _exec,
+    "pod": _pod,
 }
 
 

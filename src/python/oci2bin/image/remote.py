@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import email.utils
 import hashlib
 import http.client
@@ -41,6 +42,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from oci2bin.errors import UserError
 
@@ -398,6 +400,19 @@ class _Cancelled(Exception):
     pass
 
 
+Body = bytes | Callable[[], BinaryIO] | None
+
+
+@contextlib.contextmanager
+def _open_body(body: Body):
+    """The request body to hand to http.client: bytes as they are, a callable opened (and closed after)."""
+    if body is None or isinstance(body, bytes):
+        yield body
+        return
+    with body() as f:
+        yield f
+
+
 class _ConnectError(Exception):
     """Could not connect (refused, DNS, unreachable, connect timeout): not retried."""
 
@@ -544,7 +559,7 @@ class RegistryClient:
         return u.path + ("?" + u.query if u.query else "")
 
     def _send(
-        self, method: str, url: str, headers: dict[str, str]
+        self, method: str, url: str, headers: dict[str, str], body: Body = None
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         u = urllib.parse.urlsplit(url)
         conn = self.pool.get(url)
@@ -552,7 +567,8 @@ class RegistryClient:
             # an idle keep-alive connection the server may have closed meanwhile: one try, then a fresh one
             target = self._target(conn, url, headers)
             try:
-                conn.request(method, target, headers=headers)
+                with _open_body(body) as data:
+                    conn.request(method, target, body=data, headers=headers)
                 return conn, conn.getresponse()
             except (*_DROPPED, OSError):
                 conn.close()
@@ -569,7 +585,8 @@ class RegistryClient:
         try:
             if conn.sock is not None:
                 conn.sock.settimeout(READ_TIMEOUT)
-            conn.request(method, target, headers=headers)
+            with _open_body(body) as data:
+                conn.request(method, target, body=data, headers=headers)
             resp = conn.getresponse()
         except BaseException:
             conn.close()
@@ -629,8 +646,13 @@ class RegistryClient:
         scope: str,
         headers: dict[str, str] | None = None,
         what: str = "",
+        body: Body = None,
     ) -> _Response:
-        """Send with auth, redirects and retries. Returns any final non-retryable response (caller closes it)."""
+        """Send with auth, redirects and retries. Returns any final non-retryable response (caller closes it).
+
+        ``body``: bytes, or a callable opening a fresh stream of the bytes (called again for every retry);
+        the caller sets Content-Length for a stream.
+        """
         url = self._base() + path
         attempt = 0
         auth_rounds = 0
@@ -644,7 +666,7 @@ class RegistryClient:
             if sent_auth:
                 h["Authorization"] = sent_auth
             try:
-                conn, resp = self._send(method, url, h)
+                conn, resp = self._send(method, url, h, body)
             except _ConnectError as e:
                 raise RegistryUnreachable(
                     f"registry {urllib.parse.urlsplit(url).netloc} is unreachable: {_reason(e.cause)}"
