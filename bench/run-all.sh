@@ -22,7 +22,7 @@ cp "$BENCH_LOADER" "$R/loader-x86_64"; export BENCH_LOADER=$R/loader-x86_64
   for b in warm-start first-start assembly; do
     case " ${BENCH_SKIP:-} " in *" ${b%%-*} "*) continue;; esac
     echo "## bench/$b.sh"
-    bash "bench/$b.sh" 2>&1 | grep -v '^oci2bin: image digest' || echo "bench/$b.sh FAILED"
+    bash "bench/$b.sh" 2>&1 | grep --line-buffered -v '^oci2bin: image digest' || echo "bench/$b.sh FAILED"
     echo
   done
 } | tee "$REPORT"

@@ -29,7 +29,11 @@ on_exit "runc delete -f bench-$$"
 # podman (root): the same image loaded from its docker-archive into the rig's podman storage
 D=${OCI2BIN_TEST_DIR:-/var/lib/oci2bin-test}
 [ -f "$D/root-env.sh" ] || { echo "bench: no podman config: run tests/rig/install-deps.sh" >&2; exit 1; }
-. "$D/root-env.sh"
+. "$D/root-env.sh"   # containers.conf: runc, ulimits that work on these VMs, netns none
+# a private storage in the work dir: other sessions' tests share (and prune) the rig's podman storage
+printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$W/podman/root" "$W/podman/run" > "$W/storage.conf"
+export CONTAINERS_STORAGE_CONF=$W/storage.conf
+on_exit "podman system reset -f"
 podman load -q -i "$(dirname "$LAYOUT")/docker-archive.tar" >/dev/null
 PODMAN="podman run --rm --network none localhost/$IMG:latest /bin/true"
 $PODMAN; $RUNC; $BWRAP
