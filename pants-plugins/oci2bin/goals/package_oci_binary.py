@@ -46,6 +46,7 @@ from oci2bin.target_types import (
     OciBinaryLoaderField,
     RepositoryField,
     SquashField,
+    StaticCCoptsField,
     StripAutoField,
     StripField,
     StripPrefixesField,
@@ -95,15 +96,15 @@ async def _build_loader(field_set: OciBinaryFieldSet, options: Oci2binSubsystem)
         UnparsedAddressInputs([spec], owning_address=field_set.address, description_of_origin="the loader"),
     )
     loader_target = targets[0]
-    loader_arch = loader_target[ArchField].value if loader_target.has_field(ArchField) else None
+    if not loader_target.has_field(ArchField) or not loader_target.has_field(StaticCCoptsField):
+        raise ValueError(f"{field_set.address}: loader {loader_target.address} is not a `static_c_binary`.")
+    loader_arch = loader_target[ArchField].value
     if loader_arch != arch:
         raise ValueError(
             f"{field_set.address}: loader {loader_target.address} is built for {loader_arch}, "
             f"but the binary's arch is {arch}: use a loader with arch={arch!r}."
         )
     field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [loader_target]))
-    if not field_sets.field_sets:
-        raise ValueError(f"{field_set.address}: loader {loader_target.address} is not a `static_c_binary`.")
     return await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
 
 

@@ -141,19 +141,22 @@ async def _build_oci_image(target: Target) -> ImageLayout:
         argv += ["--base", base_layout.spec]
 
     files = dict(target[OciImageFilesField].value or {})
-    if files:
-        file_targets = await Get(
+    for i, (ctr, spec) in enumerate(files.items()):
+        # One request per entry: a `files` generator would expand to several targets, and each entry must
+        # stand for exactly one file.
+        entry_targets = await Get(
             Targets,
-            UnparsedAddressInputs(
-                list(files.values()), owning_address=address, description_of_origin=f"`files` of {address}"
-            ),
+            UnparsedAddressInputs([spec], owning_address=address, description_of_origin=f"`files` of {address}"),
         )
-        by_spec = dict(zip(files.values(), file_targets))
-        resolved = [await _single_file_of(by_spec[spec], address, ctr) for ctr, spec in files.items()]
-        for i, ((digest, path), ctr) in enumerate(zip(resolved, files)):
-            prefix = f"__files/{i}"
-            inputs.append(await Get(Digest, AddPrefix(digest, prefix)))
-            argv += ["--add", f"{prefix}/{path}:{ctr}"]
+        if len(entry_targets) != 1:
+            raise ValueError(
+                f"{address}: `files` entry {ctr!r} -> {spec} names {len(entry_targets)} targets; it must name "
+                "exactly one file (use a `file` target or one generated target such as `:name#path`)."
+            )
+        digest, path = await _single_file_of(entry_targets[0], address, ctr)
+        prefix = f"__files/{i}"
+        inputs.append(await Get(Digest, AddPrefix(digest, prefix)))
+        argv += ["--add", f"{prefix}/{path}:{ctr}"]
 
     for field, flag in ((EntrypointField, "--entrypoint"), (CmdField, "--cmd")):
         value = target[field].value
