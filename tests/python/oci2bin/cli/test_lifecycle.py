@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-import oci2bin
+import oci2bin  # pants: no-infer-dep
 
 LOOP = "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done"
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-import oci2bin
+import oci2bin  # pants: no-infer-dep
 
 
 @pytest.fixture
