@@ -44,6 +44,23 @@ static int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
+static void tighten_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        dbg("cannot open %s: %s", path, strerror(errno));
+    } else {
+        if (st.st_uid != geteuid())
+            warnmsg("the cache directory %s is owned by uid %u: another user can change the images it holds",
+                    path, (unsigned)st.st_uid);
+        if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
+            warnmsg("cannot make the cache directory %s private (chmod 0700): %s", path, strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 static int base_dir(const options *o, char *out, size_t outsz, oerr *e)
 {
     const char *v;
@@ -82,6 +99,10 @@ int cache_open(cache *c, const options *o, const char *config_digest, const char
     if (mkdir_p(c->dir, 0700) < 0)
         return oerr_sys(e, errno, "pass --cache-dir DIR or --no-cache", "cannot create the cache directory %s",
                         c->dir);
+    /* mkdir_p leaves existing directories as they are: tighten the cache root and <cache>/rootfs on every
+     * open, so that no other local user can reach a published entry (its world-writable directories) */
+    tighten_dir(base);
+    tighten_dir(c->dir);
     cache_set_mode(c, config_digest, mode);
     char lock[PATH_MAX + 8];
     snprintf(lock, sizeof lock, "%s.lock", c->entry);

@@ -182,9 +182,21 @@ static int mkdir_p(const char *path)
 static int lookup_passwd(const char *name, unsigned long *uid, unsigned long *gid, char *home, int *found)
 {
     *found = 0;
-    FILE *f = fopen("/etc/passwd", "re");
-    if (!f)
+    /* The image's file: it may be a FIFO (a blocking open would hang) or a device. Non-blocking, and
+     * only a regular file is read. (Runs after pivot_root, so any symlink resolves inside the rootfs.) */
+    int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
         return 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return 0;
+    }
     char line[1024];
     while (fgets(line, sizeof line, f)) {
         char *fields[7] = {0};

@@ -41,7 +41,8 @@ static int put_file(int rootfd, const char *rel, const char *text, size_t len, m
 /* Reads rel if it is a regular file inside the rootfs; 1 if read, 0 if absent/not regular. */
 static int get_file(int rootfd, const char *rel, char **text, size_t *len, oerr *e)
 {
-    int fd = root_open(rootfd, rel, O_RDONLY, 0);
+    /* O_NONBLOCK: a FIFO must not hang the open (it is then refused by the S_ISREG check) */
+    int fd = root_open(rootfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0)
         return 0; /* absent, or a symlink: left alone */
     struct stat st;

@@ -14,11 +14,47 @@
 
 int g_debug;
 
+/* Copies src into dst (size dstsz), eliding every run of non-blank characters longer than 200 bytes to
+ * its first and last 80 bytes: messages echo paths from the image, and a long one must not push the
+ * reason (errno text) and the hint past the end of the message. */
+static void elide_long_words(char *dst, size_t dstsz, const char *src)
+{
+    size_t o = 0;
+    const char *p = src;
+    while (*p && o + 1 < dstsz) {
+        size_t run = strcspn(p, " \t\n");
+        if (run == 0)
+            run = 1; /* a blank */
+        size_t keep_head = run, skip_to = run;
+        if (run > 200 && p[0] != ' ' && p[0] != '\t' && p[0] != '\n')
+            keep_head = 80, skip_to = run - 80;
+        for (size_t i = 0; i < keep_head && o + 1 < dstsz; i++)
+            dst[o++] = p[i];
+        if (skip_to != keep_head) {
+            for (const char *d = "..."; *d && o + 1 < dstsz; d++)
+                dst[o++] = *d;
+            for (size_t i = skip_to; i < run && o + 1 < dstsz; i++)
+                dst[o++] = p[i];
+        }
+        p += run;
+    }
+    dst[o] = 0;
+}
+
 static int vset(oerr *e, int status, const char *fmt, va_list ap)
 {
     if (e) {
         e->status = status;
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_list cp;
+        va_copy(cp, ap);
+        char *full = NULL;
+        if (vasprintf(&full, fmt, cp) >= 0 && full) {
+            elide_long_words(e->msg, sizeof e->msg, full);
+            free(full);
+        } else {
+            vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        }
+        va_end(cp);
     }
     return -1;
 }
@@ -50,7 +86,13 @@ int oerr_sys(oerr *e, int errnum, const char *hint, const char *fmt, ...)
     vset(e, EXIT_SETUP, fmt, ap);
     va_end(ap);
     size_t n = strlen(e->msg);
-    snprintf(e->msg + n, sizeof e->msg - n, ": %s%s%s", strerror(errnum), hint ? ": " : "", hint ? hint : "");
+    /* keep room for the reason and the hint even when the message filled the buffer */
+    char tail[512];
+    snprintf(tail, sizeof tail, ": %s%s%s", strerror(errnum), hint ? ": " : "", hint ? hint : "");
+    size_t tl = strlen(tail);
+    if (n + tl >= sizeof e->msg)
+        n = sizeof e->msg - tl - 1;
+    memcpy(e->msg + n, tail, tl + 1);
     return -1;
 }
 
