@@ -34,7 +34,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = Parser(
         prog=prog,
         description="Turn an OCI/Docker image into one executable file.",
-        epilog="subcommands: assemble, mkimage, inspect, list, prune, diff, update, reconstruct, sbom "
+        epilog="subcommands: assemble, mkimage, inspect, list, prune, diff, update, reconstruct, sbom, "
+        "sign, verify, push, ps, stop, logs, exec, pod "
         "(run `oci2bin SUBCOMMAND --help`)",
     )
     p.add_argument(

@@ -119,3 +119,32 @@ def test_push_bad_inputs(cli, rig, binary, tmp_path):
         assert r.returncode != 0, args
         assert text in _one_error(r), (args, r.stderr)
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_push_token_auth(cli, binary, tmp_path):
+    miss = missing_tools()
+    if miss:
+        pytest.skip(f"registry rig needs {', '.join(miss)}")
+    with RegistryRig(kinds=("token",)) as rig:
+        ref = f"{rig.token.host}/team/app:1"
+        r = cli("push", binary, ref, env=_auth_file(tmp_path, rig.token.host, rig.user, rig.password))
+        assert r.returncode == 0, r.stderr
+        digest = Polyglot(binary).image().digest
+        cmd = [
+            "skopeo",
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            f"{rig.user}:{rig.password}",
+            f"docker://{ref}",
+        ]
+        assert json.loads(skopeo(cmd, rig.root))["Digest"] == digest
+        # anonymous tokens may only pull
+        r = cli(
+            "push",
+            binary,
+            ref,
+            env={"REGISTRY_AUTH_FILE": str(tmp_path / "none.json"), "HOME": str(tmp_path)},
+        )
+        assert r.returncode == 1
+        _one_error(r)
