@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "codec.h"
 #include "patch.h"
 #include "pathres.h"
 #include "rootfs.h"
@@ -77,6 +78,34 @@ static int base_dir(const options *o, char *out, size_t outsz, oerr *e)
     if (out[0] != '/')
         return oerr_set(e, "cache directory %s is not absolute: give an absolute path", out);
     return 0;
+}
+
+void cache_key_digest(const char *config_digest, const image *img, char out[72])
+{
+    snprintf(out, 72, "%s", config_digest ? config_digest : "");
+    if (!config_digest || strncmp(config_digest, "sha256:", 7) != 0 || strlen(config_digest) != 71)
+        return; /* cache_open reports it */
+    /* The config digest alone does not bind the layers: an image made of a trusted image's config and
+     * other layers would publish its rootfs under the trusted image's key. */
+    size_t cap = 128 + img->n_layers * 80, n = 0;
+    for (size_t i = 0; i < img->n_layers; i++)
+        if (!img->layers[i].hex[0])
+            cap += strlen(img->layers[i].ent->name) + 32;
+    char *text = xmalloc(cap);
+    n += (size_t)snprintf(text + n, cap - n, "oci2bin-rootfs-key-v2\nconfig %s\nconfig-blob %s\n", config_digest,
+                          img->config_hex);
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const image_layer *l = &img->layers[i];
+        if (l->hex[0])
+            n += (size_t)snprintf(text + n, cap - n, "layer sha256:%s\n", l->hex);
+        else
+            n += (size_t)snprintf(text + n, cap - n, "layer %s %llu\n", l->ent->name,
+                                  (unsigned long long)l->ent->size);
+    }
+    char hex[65];
+    sha256_hex(text, n, hex);
+    free(text);
+    snprintf(out, 72, "sha256:%s", hex);
 }
 
 void cache_set_mode(cache *c, const char *config_digest, const char *mode)

@@ -1,4 +1,5 @@
-/* Content-addressed rootfs cache, keyed by the image's config digest and the id-mapping mode. */
+/* Content-addressed rootfs cache, keyed by the image's config and layer digests (cache_key_digest) and the
+ * id-mapping mode. */
 #ifndef OCI2BIN_CACHE_H
 #define OCI2BIN_CACHE_H
 #include <limits.h>
@@ -9,11 +10,14 @@
 
 typedef struct cache {
     char dir[PATH_MAX];    /* <cache>/rootfs */
-    char key[192];         /* <config hex>-<mode> */
+    char key[192];         /* <key hex>-<mode> */
     char entry[PATH_MAX];  /* dir/key: the published rootfs */
     int lockfd;            /* dir/key.lock; shared-locked while a container uses the entry */
 } cache;
 
+/* "sha256:<hex>" of the config digest and the manifest's layer blob digests, in order (a copy of
+ * config_digest when that is not a valid digest, for cache_open to report). This is what cache_open takes. */
+void cache_key_digest(const char *config_digest, const image *img, char out[72]);
 /* Host side, before clone: resolves the cache directory (--cache-dir, $OCI2BIN_CACHE_DIR,
  * $XDG_CACHE_HOME/oci2bin, ~/.cache/oci2bin), creates it and opens the entry's lock file. */
 int cache_open(cache *c, const options *o, const char *config_digest, const char *mode, oerr *e);

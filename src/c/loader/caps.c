@@ -1,5 +1,5 @@
-/* Capabilities. Inside the user namespace the container's root has every capability (over the
- * namespace's resources only). --cap-drop removes capabilities from the bounding set and the process
+/* Capabilities. Inside the user namespace the container's root starts with every capability (over the
+ * namespace's resources only); the container gets docker's default set (CAPS_DEFAULT). --cap-drop removes capabilities from the bounding set and the process
  * sets; --cap-add keeps them and raises them as ambient so they survive exec, even after --user. */
 #define _GNU_SOURCE
 #include "caps.h"
@@ -63,13 +63,22 @@ static int bits(const strv *names, uint64_t *out, const char *flag, oerr *e)
     return 0;
 }
 
+/* Docker's default set. Everything else (SYS_ADMIN above all: no remounting /sys rw, no unmounting the
+ * masks over /proc) is dropped for every caller: as real root the container's uid 0 is host uid 0. */
+#define B(c) ((uint64_t)1 << (c))
+const uint64_t CAPS_DEFAULT = B(CAP_CHOWN) | B(CAP_DAC_OVERRIDE) | B(CAP_FSETID) | B(CAP_FOWNER) | B(CAP_MKNOD) |
+                              B(CAP_NET_RAW) | B(CAP_SETGID) | B(CAP_SETUID) | B(CAP_SETFCAP) | B(CAP_SETPCAP) |
+                              B(CAP_NET_BIND_SERVICE) | B(CAP_SYS_CHROOT) | B(CAP_KILL) | B(CAP_AUDIT_WRITE);
+#undef B
+
 int caps_plan_build(const strv *drop, const strv *add, caps_plan *cp, oerr *e)
 {
     memset(cp, 0, sizeof *cp);
     if (bits(drop, &cp->drop, "--cap-drop", e) || bits(add, &cp->add, "--cap-add", e))
         return -1;
+    cp->drop |= ~CAPS_DEFAULT;
     cp->drop &= ~cp->add;
-    cp->active = drop->n || add->n;
+    cp->active = 1;
     return 0;
 }
 

@@ -10,10 +10,12 @@ int cap_by_name(const char *name);
 typedef struct caps_plan {
     uint64_t drop; /* bits to drop from the bounding/permitted/effective/inheritable sets */
     uint64_t add;  /* bits raised as inheritable + ambient (survive exec for non-root users too) */
-    int active;    /* any flag given */
+    int active;    /* always set (the default set applies to every container) */
 } caps_plan;
 
-/* --cap-drop all drops everything but the --cap-add ones; --cap-add wins over --cap-drop. */
+/* Docker's default capability set, what the container keeps without --cap-add/--cap-drop. */
+extern const uint64_t CAPS_DEFAULT;
+/* Always active: everything outside CAPS_DEFAULT is dropped. --cap-drop all drops everything but the --cap-add ones; --cap-add wins over --cap-drop. */
 int caps_plan_build(const strv *drop, const strv *add, caps_plan *cp, oerr *e);
 /* Before switching user: drops from the bounding set (needs CAP_SETPCAP) and, when some are to be
  * added, keeps permitted caps across setuid. Failures are warnings. */

@@ -51,6 +51,20 @@ static ssize_t raw_read(codec *c, unsigned char *buf, size_t len)
     if (len > c->end - c->pos)
         len = (size_t)(c->end - c->pos);
     ssize_t r;
+    if (c->src) {
+        r = c->src(c->src_ctx, buf, len, &c->src_err);
+        if (r < 0) {
+            c->src_failed = 1;
+            c->raw_err = EIO;
+            return -1;
+        }
+        if (r == 0) {
+            c->raw_err = EIO;
+            return -1;
+        }
+        c->pos += (uint64_t)r;
+        return r;
+    }
     do
         r = pread(c->fd, buf, len, (off_t)c->pos);
     while (r < 0 && errno == EINTR);
@@ -66,6 +80,23 @@ static ssize_t raw_read(codec *c, unsigned char *buf, size_t len)
         oci2bin_sha256_update(&c->sha, buf, (size_t)r);
     c->pos += (uint64_t)r;
     return r;
+}
+
+void codec_set_source(codec *c, ssize_t (*src)(void *ctx, unsigned char *buf, size_t len, oerr *e), void *ctx)
+{
+    c->src = src;
+    c->src_ctx = ctx;
+    c->hashing = 0;
+}
+
+/* The error of a failed raw read: the source's own, or errno-style from pread. */
+static int raw_error(codec *c, oerr *e)
+{
+    if (c->src_failed) {
+        *e = c->src_err;
+        return -1;
+    }
+    return oerr_sys(e, c->raw_err, "the file may be truncated", "cannot read layer %s", c->name);
 }
 
 static ssize_t gz_input(void *ctx, unsigned char *buf, size_t len)
@@ -117,7 +148,7 @@ static ssize_t zstd_read(codec *c, void *buf, size_t len, oerr *e)
         if (c->zpos == c->zlen) {
             ssize_t r = raw_read(c, c->zbuf, ZBUF_SIZE);
             if (r < 0)
-                return oerr_sys(e, c->raw_err, "the file may be truncated", "cannot read layer %s", c->name);
+                return raw_error(c, e);
             if (r == 0) {
                 if (c->eof)
                     return 0;
@@ -152,12 +183,12 @@ ssize_t codec_read(codec *c, void *buf, size_t len, oerr *e)
     case CODEC_NONE:
         r = raw_read(c, buf, len);
         if (r < 0)
-            return oerr_sys(e, c->raw_err, "the file may be truncated", "cannot read layer %s", c->name);
+            return raw_error(c, e);
         return r;
     case CODEC_GZIP:
         r = oci2bin_gz_read(c->gz, buf, len);
         if (r == OCI2BIN_GZ_ERR_READ)
-            return oerr_sys(e, c->raw_err, "the file may be truncated", "cannot read layer %s", c->name);
+            return raw_error(c, e);
         if (r < 0)
             return oerr_set(e, "layer %s: corrupt or truncated gzip data: the file is damaged, rebuild it",
                             c->name);
@@ -181,7 +212,7 @@ int codec_verify(codec *c, const char *want_hex, oerr *e)
     while ((r = raw_read(c, buf, sizeof buf)) > 0)
         ;
     if (r < 0)
-        return oerr_sys(e, c->raw_err, "the file may be truncated", "cannot read layer %s", c->name);
+        return raw_error(c, e);
     unsigned char d[32];
     char hex[65];
     oci2bin_sha256_final(&c->sha, d);

@@ -367,7 +367,9 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     r.cache.lockfd = -1;
     if (!o->no_cache) {
         oerr ce = {0};
-        r.use_cache = cache_open(&r.cache, o, p->config_digest, r.idm.mode, &ce) == 0;
+        char key[72];
+        cache_key_digest(p->config_digest, img, key);
+        r.use_cache = cache_open(&r.cache, o, key, r.idm.mode, &ce) == 0;
         if (!r.use_cache && o->overlay_persist) {
             oerr_set(e, "--overlay-persist needs the rootfs cache: %s", ce.msg);
             goto out;

@@ -17,6 +17,7 @@
 
 #include "seccomp.h"
 #include "ulimit.h"
+#include "volumes.h"
 
 static size_t key_len(const char *kv)
 {
@@ -132,6 +133,12 @@ int exec_plan_build(const image *img, const options *o, const char *hostname, ex
 
     const char *wd = o->workdir ? o->workdir : img->workdir ? img->workdir : "/";
     pl->workdir = wd[0] == '/' ? xstrdup(wd) : xasprintf("/%s", wd);
+    if (o->ssh_agent) {
+        if (ssh_agent_socket())
+            env_set(&pl->env, "SSH_AUTH_SOCK=" SSH_AGENT_CTR);
+        else
+            warnmsg("--ssh-agent: SSH_AUTH_SOCK is unset or not a socket: running without agent forwarding");
+    }
     if (caps_plan_build(&o->cap_drop, &o->cap_add, &pl->caps, e))
         return -1;
     pl->ulimits = &o->ulimits;

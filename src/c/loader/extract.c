@@ -95,10 +95,40 @@ void extract_init(extract_ctx *x, int rootfd)
 {
     memset(x, 0, sizeof *x);
     x->rootfd = rootfd;
+    x->pdir_fd = -1;
+    x->umask = umask(022);
+    umask(x->umask);
+}
+
+/* The parent directory of an entry, from the cache when it is the previous entry's parent.
+ * The fd belongs to the cache: callers do not close it. */
+static int parent_dir(extract_ctx *x, const char *parent)
+{
+    if (x->pdir_fd >= 0 && x->pdir_ok && strcmp(x->pdir, parent) == 0)
+        return x->pdir_fd;
+    if (x->pdir_fd >= 0)
+        close(x->pdir_fd);
+    x->pdir_ok = 0;
+    x->pdir_fd = root_open_dir(x->rootfd, parent, 1);
+    if (x->pdir_fd >= 0 && strlen(parent) < sizeof x->pdir) {
+        strcpy(x->pdir, parent);
+        x->pdir_ok = 1;
+    }
+    return x->pdir_fd;
+}
+
+/* Something was removed: a cached parent may no longer be what its path resolves to. */
+static void forget_parent(extract_ctx *x)
+{
+    x->pdir_ok = 0;
 }
 
 void extract_free(extract_ctx *x)
 {
+    if (x->pdir_fd >= 0)
+        close(x->pdir_fd);
+    x->pdir_fd = -1;
+    x->pdir_ok = 0;
     map_clear(&x->dir_index);
     map_clear(&x->layer_paths);
     for (size_t i = 0; i < x->n_dirs; i++)
@@ -161,11 +191,27 @@ static int clear_slot(int dfd, const char *leaf, int keep_dir, int *is_dir)
     return remove_tree_at(dfd, leaf);
 }
 
+/* An entry's name is taken: removes what is there (a directory too). */
+static int make_room(extract_ctx *x, int dfd, const char *leaf, const char *path, oerr *e)
+{
+    int is_dir;
+    forget_parent(x);
+    if (clear_slot(dfd, leaf, 0, &is_dir) < 0)
+        return oerr_sys(e, errno, NULL, "cannot replace /%s", path);
+    return 0;
+}
+
 static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, const char *path,
                       const tar_entry *en, oerr *e)
 {
     static unsigned char buf[256 * 1024];
-    int fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    mode_t mode = en->mode & 01777; /* set-id bits dropped */
+    int fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) {
+        if (make_room(x, dfd, leaf, path, e))
+            return -1;
+        fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    }
     if (fd < 0)
         return oerr_sys(e, errno, "check free space and permissions", "cannot create /%s", path);
     for (;;) {
@@ -184,7 +230,8 @@ static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, 
         x->bytes += (uint64_t)r;
     }
     set_owner(x, fd, "", en);
-    if (fchmod(fd, en->mode & 01777) < 0) { /* set-id bits dropped */
+    /* open() applied the umask (and a chown may clear bits): set the mode unless it is certainly right */
+    if (((mode & x->umask) || (mode & 07000) || x->keep_owners) && fchmod(fd, mode) < 0) {
         int err = errno;
         close(fd);
         return oerr_sys(e, err, NULL, "cannot set the mode of /%s", path);
@@ -199,6 +246,7 @@ static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, 
 
 static int opaque_dir(extract_ctx *x, const char *parent, oerr *e)
 {
+    forget_parent(x);
     int dfd = root_open_dir(x->rootfd, parent, 1);
     if (dfd < 0)
         return oerr_sys(e, errno, NULL, "cannot open /%s in the rootfs", parent);
@@ -243,6 +291,7 @@ static int whiteout(extract_ctx *x, const char *parent, const char *leaf, oerr *
     int dfd = root_open_dir(x->rootfd, parent, 0);
     if (dfd < 0)
         return errno == ENOENT || errno == ENOTDIR ? 0 : oerr_sys(e, errno, NULL, "cannot open /%s", parent);
+    forget_parent(x);
     int rc = remove_tree_at(dfd, name);
     int err = errno;
     close(dfd);
@@ -281,22 +330,29 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
         }
         return 0;
     }
-    int dfd = root_open_dir(x->rootfd, parent, 1);
+    int dfd = parent_dir(x, parent);
     if (dfd < 0)
         return oerr_sys(e, errno, "the image's layers conflict", "cannot create parent directory of /%s", path);
-    int is_dir, rc = 0;
-    if (clear_slot(dfd, leaf, en->type == '5', &is_dir) < 0) {
-        rc = oerr_sys(e, errno, NULL, "cannot replace /%s", path);
-        goto out;
-    }
+    int is_dir = 0, rc = 0;
+    /* Each case creates first and clears the slot only when the name is taken (EEXIST). */
     if (en->type != '5')
         forget_dir(x, path);
     struct timespec ts[2] = {{en->mtime, en->mtime_nsec}, {en->mtime, en->mtime_nsec}};
     switch (en->type) {
     case '5':
-        if (!is_dir && mkdirat(dfd, leaf, 0700) < 0) {
-            rc = oerr_sys(e, errno, NULL, "cannot create directory /%s", path);
-            break;
+        if (mkdirat(dfd, leaf, 0700) < 0) {
+            if (errno == EEXIST) {
+                if (clear_slot(dfd, leaf, 1, &is_dir) < 0) {
+                    rc = oerr_sys(e, errno, NULL, "cannot replace /%s", path);
+                    break;
+                }
+                if (!is_dir)
+                    forget_parent(x);
+            }
+            if (!is_dir && mkdirat(dfd, leaf, 0700) < 0) {
+                rc = oerr_sys(e, errno, NULL, "cannot create directory /%s", path);
+                break;
+            }
         }
         if (is_dir)
             (void)fchmodat(dfd, leaf, 0700, 0);
@@ -311,7 +367,10 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
             rc = oerr_set(e, "symlink /%s has no target: the layer is corrupt", path);
             break;
         }
-        if (symlinkat(en->linkpath, dfd, leaf) < 0) {
+        if (symlinkat(en->linkpath, dfd, leaf) < 0 &&
+            (errno != EEXIST || (rc = make_room(x, dfd, leaf, path, e)) < 0 || symlinkat(en->linkpath, dfd, leaf) < 0)) {
+            if (rc)
+                break;
             rc = oerr_sys(e, errno, NULL, "cannot create symlink /%s", path);
             break;
         }
@@ -326,7 +385,16 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
         }
         path_split(tpath, tparent, tleaf);
         int sfd = root_open_dir(x->rootfd, tparent, 0);
-        if (sfd < 0 || linkat(sfd, tleaf, dfd, leaf, 0) < 0)
+        int lr = sfd >= 0 ? linkat(sfd, tleaf, dfd, leaf, 0) : -1;
+        if (lr < 0 && sfd >= 0 && errno == EEXIST) {
+            /* as if the slot had been cleared first: the target is resolved again afterwards */
+            close(sfd);
+            if ((rc = make_room(x, dfd, leaf, path, e)) < 0)
+                break;
+            sfd = root_open_dir(x->rootfd, tparent, 0);
+            lr = sfd >= 0 ? linkat(sfd, tleaf, dfd, leaf, 0) : -1;
+        }
+        if (lr < 0)
             rc = oerr_sys(e, errno, "the layer is corrupt or its layers are out of order",
                           "cannot hard-link /%s to /%s", path, tpath);
         if (sfd >= 0)
@@ -334,7 +402,10 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
         break;
     }
     case '6':
-        if (mkfifoat(dfd, leaf, en->mode & 0777) < 0) {
+        if (mkfifoat(dfd, leaf, en->mode & 0777) < 0 &&
+            (errno != EEXIST || (rc = make_room(x, dfd, leaf, path, e)) < 0 || mkfifoat(dfd, leaf, en->mode & 0777) < 0)) {
+            if (rc)
+                break;
             rc = oerr_sys(e, errno, NULL, "cannot create fifo /%s", path);
             break;
         }
@@ -342,14 +413,13 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
         (void)utimensat(dfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
         break;
     }
-out:
-    close(dfd);
     return rc;
 }
 
 int extract_layer(extract_ctx *x, tar_reader *t, oerr *e)
 {
     map_clear(&x->layer_paths);
+    forget_parent(x);
     for (;;) {
         const tar_entry *en;
         int r = tar_next(t, &en, e);

@@ -2,6 +2,7 @@
 #ifndef OCI2BIN_EXTRACT_H
 #define OCI2BIN_EXTRACT_H
 #include <stdint.h>
+#include <sys/types.h>
 #include "tar.h"
 #include "util.h"
 
@@ -28,6 +29,11 @@ typedef struct extract_ctx {
     size_t n_dirs, cap_dirs;
     strmap layer_paths;   /* paths written by the current layer (for opaque whiteouts) */
     uint64_t files, bytes;
+    /* the last parent directory opened (root_open_dir), reused by the next entry with the same parent;
+     * forgotten (pdir_ok = 0) whenever anything is removed, since that may change how paths resolve */
+    int pdir_fd, pdir_ok;
+    char pdir[4096];
+    mode_t umask;         /* the process umask, read once: files are created with their final mode */
 } extract_ctx;
 
 void extract_init(extract_ctx *x, int rootfd);

@@ -59,6 +59,30 @@ static int load_config(const payload *p, image *img, oerr *e)
     if (!cfg)
         return -1;
     int rc = 0;
+    /* rootfs.diff_ids binds the config to the layers' content: each layer's decoded tar is checked against
+     * it while extracting (tar_guard). A config without the list is not checked. */
+    const json *rfs = json_get(cfg, "rootfs");
+    const json *ids = rfs && rfs->type == JSON_OBJECT ? json_get(rfs, "diff_ids") : NULL;
+    if (ids && ids->type == JSON_ARRAY && (ids->count || img->n_layers)) {
+        if (ids->count != img->n_layers) {
+            json_free(cfg);
+            return oerr_set(e, "the image config lists %zu diff_ids for %zu layers: the image is malformed, "
+                               "rebuild it",
+                            ids->count, img->n_layers);
+        }
+        size_t i = 0;
+        for (const json *d = ids->child; d && i < img->n_layers; d = d->next, i++) {
+            const char *s = json_str(d);
+            if (!s || strncmp(s, "sha256:", 7) != 0 || strlen(s) != 71 ||
+                strspn(s + 7, "0123456789abcdef") != 64) {
+                json_free(cfg);
+                return oerr_set(e, "the image config's rootfs.diff_ids[%zu] is not a sha256 digest: the image is "
+                                   "malformed, rebuild it",
+                                i);
+            }
+            memcpy(img->layers[i].diff_hex, s + 7, 65);
+        }
+    }
     const json *c = json_get(cfg, "config");
     if (c && c->type == JSON_OBJECT) {
         const char *wd = json_str(json_get(c, "WorkingDir"));

@@ -7,6 +7,7 @@
 typedef struct image_layer {
     const payload_entry *ent;
     char hex[65]; /* expected sha256 of the blob, "" if the name does not carry it */
+    char diff_hex[65]; /* expected sha256 of the uncompressed tar (config rootfs.diff_ids), "" if none */
 } image_layer;
 
 typedef struct image {

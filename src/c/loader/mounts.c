@@ -23,7 +23,27 @@ int mounts_private_tmpfs(const char *rundir, oerr *e)
 {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return oerr_sys(e, errno, NULL, "cannot make the mount namespace private");
-    return mounts_tmpfs(rundir, "mode=0755", e);
+    /* It holds the --no-cache rootfs or the overlay's upper layer, in RAM: a size limit (half of the memory
+     * available now, at least 64 MiB) so that a decompression bomb or a runaway write hits ENOSPC (and the
+     * extraction's free-space check) instead of exhausting the host's memory. */
+    char opts[64];
+    unsigned long long avail_kb = 0;
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (f) {
+        char line[128];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &avail_kb) == 1)
+                break;
+        fclose(f);
+    }
+    if (avail_kb) {
+        unsigned long long kb = avail_kb / 2 < 65536 ? 65536 : avail_kb / 2;
+        snprintf(opts, sizeof opts, "mode=0755,size=%lluk", kb);
+    } else {
+        snprintf(opts, sizeof opts, "mode=0755");
+    }
+    dbg("run tmpfs: %s", opts);
+    return mounts_tmpfs(rundir, opts, e);
 }
 
 int mounts_tmpfs(const char *dir, const char *opts, oerr *e)
@@ -256,6 +276,62 @@ static int resolver_files(int rootfd, const options *o, const char *hostname, oe
     return rc;
 }
 
+/* Docker's masked and read-only paths. As real root the container's uid 0 is host uid 0: these keep it
+ * away from host kernel knobs (sysctls, sysrq, kcore, keys). The container cannot undo them: it has no
+ * CAP_SYS_ADMIN (caps.c), and a nested user namespace sees them as locked mounts. */
+static int mask_paths(int rootfd, oerr *e)
+{
+    static const char *const masked[] = {"proc/asound",     "proc/acpi",   "proc/kcore",        "proc/keys",
+                                         "proc/latency_stats", "proc/timer_list", "proc/timer_stats",
+                                         "proc/sched_debug", "proc/scsi",  "sys/firmware"};
+    static const char *const ro[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"};
+    char what[64], p[32];
+    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+        int fd = root_open(rootfd, masked[i], O_PATH, 0);
+        struct stat st;
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int err = errno;
+            if (fd >= 0)
+                close(fd);
+            return oerr_sys(e, err, NULL, "cannot mask /%s", masked[i]);
+        }
+        snprintf(what, sizeof what, "over /%s (masking it)", masked[i]);
+        if (S_ISDIR(st.st_mode) ? mount_at("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                           "mode=0555,size=4k", what, e)
+                                : mount_at("/dev/null", fd, NULL, MS_BIND, NULL, what, e))
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+        int fd = root_open(rootfd, ro[i], O_PATH, 0);
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        int rc = -1, err = errno;
+        if (fd >= 0) {
+            fdpath(fd, p);
+            rc = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+            err = errno;
+            close(fd);
+        }
+        if (rc == 0) { /* reopened: now the bind mount itself */
+            fd = root_open(rootfd, ro[i], O_PATH, 0);
+            err = errno;
+            if (fd >= 0) {
+                fdpath(fd, p);
+                rc = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                err = errno;
+                close(fd);
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc < 0)
+            return oerr_sys(e, err, NULL, "cannot make /%s read-only", ro[i]);
+    }
+    return 0;
+}
+
 static int setup_in_root(int rootfd, const options *o, const char *hostname, oerr *e)
 {
     int fd = target_dir(rootfd, "proc", e);
@@ -269,7 +345,9 @@ static int setup_in_root(int rootfd, const options *o, const char *hostname, oer
         return -1;
     if (resolver_files(rootfd, o, hostname, e))
         return -1;
-    return volumes_mount(rootfd, o, e);
+    if (volumes_mount(rootfd, o, e))
+        return -1;
+    return mask_paths(rootfd, e);
 }
 
 int mounts_setup_rootfs(const char *rootfs, const options *o, const char *hostname, oerr *e)

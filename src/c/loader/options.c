@@ -17,7 +17,7 @@ enum opt_id {
     O_HELP, O_VERSION, O_DEBUG, O_ENTRYPOINT, O_WORKDIR, O_ENV, O_ENV_FILE, O_USER, O_HOSTNAME,
     O_CACHE_DIR, O_NO_CACHE, O_VOLUME, O_SECRET, O_TMPFS, O_READ_ONLY, O_OVERLAY_PERSIST, O_INIT, O_NET,
     O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_ULIMIT, O_CAP_DROP, O_CAP_ADD, O_NO_SECCOMP, O_TTY, O_INTERACTIVE,
-    O_DETACH, O_NAME, O_CONFIG,
+    O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT,
 };
 
 typedef struct opt_def {
@@ -39,6 +39,7 @@ static const opt_def OPTS[] = {
     {"volume", 'v', 1, O_VOLUME, "HOST:CTR[:ro]", "bind-mount a host path (must exist) at CTR (created) (repeatable)"},
     {"secret", 0, 1, O_SECRET, "FILE[:CTR]", "mount a host file read-only, nosuid/nodev/noexec at CTR "
                                             "(default /run/secrets/NAME) (repeatable)"},
+    {"ssh-agent", 0, 0, O_SSH_AGENT, NULL, "forward $SSH_AUTH_SOCK (read-only) at /run/ssh-agent.sock"},
     {"tmpfs", 0, 1, O_TMPFS, "PATH", "mount a fresh tmpfs at PATH (absolute, no \"..\") (repeatable)"},
     {"read-only", 0, 0, O_READ_ONLY, NULL, "mount the container's root filesystem read-only"},
     {"overlay-persist", 0, 1, O_OVERLAY_PERSIST, "DIR", "keep the rootfs changes in DIR/upper across runs"},
@@ -129,6 +130,7 @@ static int apply(options *o, const opt_def *d, char *val, oerr *e)
         strv_push(d->id == O_VOLUME ? &o->volumes : d->id == O_SECRET ? &o->secrets : &o->tmpfs, xstrdup(val));
         break;
     case O_READ_ONLY: o->read_only = 1; break;
+    case O_SSH_AGENT: o->ssh_agent = 1; break;
     case O_OVERLAY_PERSIST:
         if (!val[0])
             return oerr_set(e, "--overlay-persist needs a directory: give --overlay-persist DIR");

@@ -17,6 +17,7 @@ typedef struct options {
     strv secrets;       /* --secret HOST[:CTR] */
     strv tmpfs;         /* --tmpfs PATH */
     int read_only;      /* --read-only */
+    int ssh_agent;      /* --ssh-agent */
     char *overlay_persist; /* --overlay-persist DIR */
     int init;           /* --init */
     int net_none;       /* --net none (else host) */

@@ -1,16 +1,13 @@
-/* Layer blobs -> codec -> tar -> extract, in manifest order. */
+/* Layer blobs -> codec -> tar -> extract, in manifest order. Each layer runs through the pipeline
+ * (pipeline.h: read+hash and decode on two threads, joined before the next layer). */
 #include "rootfs.h"
 
 #include <string.h>
+#include <sys/statvfs.h>
 
-#include "codec.h"
 #include "extract.h"
+#include "pipeline.h"
 #include "tar.h"
-
-static ssize_t codec_source(void *ctx, void *buf, size_t len, oerr *e)
-{
-    return codec_read(ctx, buf, len, e);
-}
 
 int rootfs_extract(const payload *p, const image *img, int rootfd, int keep_owners, oerr *e)
 {
@@ -18,25 +15,32 @@ int rootfs_extract(const payload *p, const image *img, int rootfd, int keep_owne
     extract_init(&x, rootfd);
     x.keep_owners = keep_owners;
     int rc = 0;
+    /* What the target filesystem can take: declared file sizes are taken from it (tar_guard), so a layer
+     * that would inflate past the free space (a decompression bomb) fails before writing it. */
+    struct statvfs sv;
+    uint64_t budget = 0;
+    int have_budget = fstatvfs(rootfd, &sv) == 0 && sv.f_frsize;
+    if (have_budget)
+        budget = (uint64_t)sv.f_bavail * sv.f_frsize;
     for (size_t i = 0; i < img->n_layers && rc == 0; i++) {
         const image_layer *l = &img->layers[i];
-        codec c;
+        layer_pipe lp;
         tar_reader t;
         double t0 = now_ms();
-        if (codec_open(&c, p->fd, l->ent->off, l->ent->size, l->hex[0] != 0, l->ent->name, e)) {
-            codec_close(&c);
+        if (layer_pipe_start(&lp, p->fd, l->ent->off, l->ent->size, l->hex[0] != 0, l->ent->name, e)) {
             rc = -1;
             break;
         }
-        tar_init(&t, codec_source, &c);
+        enum codec_kind kind = lp.c.kind;
+        int threaded = lp.started;
+        tar_init(&t, layer_pipe_read, &lp);
+        tar_guard(&t, l->diff_hex, have_budget ? &budget : NULL);
         rc = extract_layer(&x, &t, e);
-        if (rc == 0)
-            rc = codec_verify(&c, l->hex, e);
-        dbg("layer %zu/%zu %s (%s, %llu bytes): %s in %.1f ms", i + 1, img->n_layers, l->ent->name,
-            codec_kind_name(c.kind), (unsigned long long)l->ent->size, rc ? "failed" : "extracted",
-            now_ms() - t0);
+        rc = layer_pipe_finish(&lp, rc == 0, l->hex, e);
+        dbg("layer %zu/%zu %s (%s, %llu bytes%s): %s in %.1f ms", i + 1, img->n_layers, l->ent->name,
+            codec_kind_name(kind), (unsigned long long)l->ent->size, threaded ? ", threaded" : "",
+            rc ? "failed" : "extracted", now_ms() - t0);
         tar_free(&t);
-        codec_close(&c);
     }
     if (rc == 0)
         rc = extract_finish(&x, e);

@@ -2,16 +2,65 @@
  * overridden by preceding pax 'x' / GNU 'L'/'K' records; pax 'g' records are skipped. */
 #include "tar.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "zig_glue.h"
+
 #define BLOCK 512
+
+/* Every byte of the decoded stream goes through here (hashed for the diff_id check). */
+static ssize_t src_read(tar_reader *t, void *buf, size_t len, oerr *e)
+{
+    ssize_t r = t->read(t->ctx, buf, len, e);
+    if (r > 0 && t->diff_hash)
+        oci2bin_sha256_update(t->diff_hash, buf, (size_t)r);
+    return r;
+}
+
+void tar_guard(tar_reader *t, const char *diff_hex, uint64_t *budget)
+{
+    t->budget = budget;
+    if (diff_hex && diff_hex[0] && !t->diff_hash) {
+        t->diff_hash = aligned_alloc(64, sizeof(oci2bin_sha256_ctx));
+        if (!t->diff_hash)
+            return; /* no memory: not checked (the blob digest still is) */
+        oci2bin_sha256_init(t->diff_hash);
+        t->diff_hex = diff_hex;
+    }
+}
+
+/* At the end of the archive: hashes the rest of the stream (padding after the end blocks) and compares. */
+static int finish_diff_id(tar_reader *t, oerr *e)
+{
+    if (!t->diff_hash)
+        return 0;
+    char buf[8192];
+    ssize_t r;
+    while ((r = src_read(t, buf, sizeof buf, e)) > 0)
+        ;
+    if (r < 0)
+        return -1;
+    unsigned char d[32];
+    char hex[65];
+    oci2bin_sha256_final(t->diff_hash, d);
+    free(t->diff_hash);
+    t->diff_hash = NULL;
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (strcmp(hex, t->diff_hex) != 0)
+        return oerr_set(e, "a layer's uncompressed content does not match its digest in the image config "
+                           "(rootfs.diff_ids: sha256:%s): the image is corrupt or was tampered with, rebuild it",
+                        t->diff_hex);
+    return 0;
+}
 
 static int read_exact(tar_reader *t, void *buf, size_t len, int *eof, oerr *e)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t r = t->read(t->ctx, (char *)buf + got, len - got, e);
+        ssize_t r = src_read(t, (char *)buf + got, len - got, e);
         if (r < 0)
             return -1;
         if (r == 0)
@@ -110,6 +159,8 @@ static void clear_entry(tar_entry *en)
 void tar_free(tar_reader *t)
 {
     clear_entry(&t->cur);
+    free(t->diff_hash);
+    t->diff_hash = NULL;
 }
 
 /* Reads a record body of `size` bytes (+ padding) into a NUL-terminated buffer. */
@@ -236,7 +287,7 @@ int tar_next(tar_reader *t, const tar_entry **out, oerr *e)
         if (eof || is_zero_block(h)) {
             /* End of archive (two zero blocks; tolerate one, or a bare EOF). */
             t->done = 1;
-            rc = 0;
+            rc = finish_diff_id(t, e);
             goto out;
         }
         if (!checksum_ok(h)) {
@@ -319,6 +370,15 @@ int tar_next(tar_reader *t, const tar_entry **out, oerr *e)
             oerr_set(e, "tar entry with an empty name in a layer: the layer is corrupt, rebuild the image");
             goto out;
         }
+        if (t->budget && en->type == '0') {
+            if (en->size > *t->budget) {
+                oerr_set(e, "layer entry %s declares %llu bytes, more than the target filesystem can take "
+                            "(%llu bytes free): No space left on it (a decompression bomb, or free some space)",
+                         en->path, (unsigned long long)en->size, (unsigned long long)*t->budget);
+                goto out;
+            }
+            *t->budget -= en->size;
+        }
         /* Data the caller does not read (links, dirs, ...) is skipped by the next tar_next. */
         t->remaining = en->size;
         t->padding = (BLOCK - en->size % BLOCK) % BLOCK;
@@ -340,7 +400,7 @@ ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e)
         return 0;
     if (len > t->remaining)
         len = (size_t)t->remaining;
-    ssize_t r = t->read(t->ctx, buf, len, e);
+    ssize_t r = src_read(t, buf, len, e);
     if (r < 0)
         return -1;
     if (r == 0)

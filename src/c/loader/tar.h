@@ -31,6 +31,10 @@ typedef struct tar_reader {
     uint64_t padding;   /* padding after it */
     int done;
     tar_entry cur;
+    /* tar_guard: */
+    const char *diff_hex; /* expected sha256 of the whole decoded stream (the config's diff_id), or NULL */
+    void *diff_hash;      /* its running hash (64-byte aligned, owned) */
+    uint64_t *budget;     /* bytes the target filesystem can still take; file sizes are taken from it */
 } tar_reader;
 
 void tar_init(tar_reader *t, tar_read_fn read, void *ctx);
@@ -38,5 +42,10 @@ void tar_init(tar_reader *t, tar_read_fn read, void *ctx);
 int tar_next(tar_reader *t, const tar_entry **out, oerr *e);
 /* Reads the current entry's data: count, 0 when all read, -1 error. */
 ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e);
+/* Optional checks. diff_hex (64 hex, or NULL/""): the decoded stream, up to its end, must hash to it
+ * (checked when the end of the archive is reached, after reading the rest of the stream). budget (or
+ * NULL): every regular file's declared size is taken from *budget (shared across layers); an entry that
+ * does not fit is an error. Both are kept as pointers: they must outlive t. */
+void tar_guard(tar_reader *t, const char *diff_hex, uint64_t *budget);
 void tar_free(tar_reader *t);
 #endif

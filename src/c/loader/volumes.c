@@ -107,6 +107,15 @@ int secret_parse(const char *spec, mount_spec *out, oerr *e)
     return 0;
 }
 
+const char *ssh_agent_socket(void)
+{
+    const char *s = getenv("SSH_AUTH_SOCK");
+    struct stat st;
+    if (!s || s[0] != '/' || stat(s, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return NULL;
+    return s;
+}
+
 int tmpfs_parse(const char *spec, mount_spec *out, oerr *e)
 {
     memset(out, 0, sizeof *out);
@@ -252,5 +261,11 @@ int volumes_mount(int rootfd, const options *o, oerr *e)
             if (rc)
                 return -1;
         }
+    const char *sock = o->ssh_agent ? ssh_agent_socket() : NULL;
+    if (sock) { /* (exec.c warned if there is none and left SSH_AUTH_SOCK unset) */
+        mount_spec m = {(char *)sock, (char *)SSH_AGENT_CTR, 1};
+        if (bind_one(rootfd, &m, 0, e))
+            return -1;
+    }
     return 0;
 }

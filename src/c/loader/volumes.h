@@ -15,6 +15,9 @@ int volume_parse(const char *spec, mount_spec *out, oerr *e);
 int secret_parse(const char *spec, mount_spec *out, oerr *e);
 int tmpfs_parse(const char *spec, mount_spec *out, oerr *e);
 void mount_spec_free(mount_spec *m);
+#define SSH_AGENT_CTR "/run/ssh-agent.sock"
+/* --ssh-agent: $SSH_AUTH_SOCK if it is an absolute path to a socket, else NULL. */
+const char *ssh_agent_socket(void);
 /* In the container's mount namespace, before pivot_root: mounts every -v, --secret and --tmpfs of o
  * into the rootfs (rootfd: O_PATH of the rootfs mount), creating mount points in-root. */
 int volumes_mount(int rootfd, const options *o, oerr *e);

@@ -97,7 +97,12 @@ static void test_caps(void)
        "--cap-drop all --cap-add net_bind_service");
     strv_free(&drop);
     strv_free(&add);
-    ok(caps_plan_build(&drop, &add, &cp, &e) == 0 && !cp.active, "no cap flags: inactive");
+    ok(caps_plan_build(&drop, &add, &cp, &e) == 0 && cp.active && (cp.drop & (1u << 21)) && !(cp.drop & 1) &&
+           !(cp.drop & (1u << 7)) && !(cp.drop & (1u << 6)) && cp.drop == ~CAPS_DEFAULT,
+       "no cap flags: docker's default set (sys_admin dropped, chown/setuid/setgid kept)");
+    strv_push(&add, strdup("sys_admin"));
+    ok(caps_plan_build(&drop, &add, &cp, &e) == 0 && !(cp.drop & (1u << 21)), "--cap-add sys_admin keeps it");
+    strv_free(&add);
 }
 
 static void test_net(void)
@@ -148,9 +153,10 @@ static void test_options(void)
     oerr e = {0};
     char *a[] = {"p", "-it", "-d", "--name", "web-1", "--init", "--read-only", "--tmpfs", "/t", "-v/a:/b",
                  "--secret", "/s", "--ulimit", "nofile=10", "--cap-drop", "ALL", "--cap-add", "cap_chown",
-                 "--no-seccomp", "--overlay-persist", "st", "cmd", "-x"};
+                 "--no-seccomp", "--overlay-persist", "st", "--ssh-agent", "cmd", "-x"};
     ok(options_parse(ARGC(a), a, &o, &e) == 0, "all new flags parse: %s", e.msg);
-    ok(o.interactive && o.tty && o.detach && o.init && o.read_only && o.no_seccomp, "booleans, -it cluster");
+    ok(o.interactive && o.tty && o.detach && o.init && o.read_only && o.no_seccomp && o.ssh_agent,
+       "booleans, -it cluster");
     ok(o.name && strcmp(o.name, "web-1") == 0 && o.tmpfs.n == 1 && o.volumes.n == 1 &&
            strcmp(o.volumes.v[0], "/a:/b") == 0 && o.secrets.n == 1 && o.ulimits.n == 1 && o.cap_drop.n == 1 &&
            o.cap_add.n == 1 && strcmp(o.overlay_persist, "st") == 0,

@@ -22,7 +22,7 @@ def _owned(runner, path: Path) -> Path:
 
 def test_help_lists_every_flag(runner):
     out = runner.run("--help", check=True).stdout
-    for flag in ["--volume", "-v,", "--secret", "--tmpfs", "--read-only", "--overlay-persist", "--init", "--net",
+    for flag in ["--volume", "-v,", "--secret", "--ssh-agent", "--tmpfs", "--read-only", "--overlay-persist", "--init", "--net",
                  "--dns", "--dns-search", "--add-host", "--ulimit", "--cap-drop", "--cap-add", "--no-seccomp",
                  "--tty", "--interactive", "--detach", "--name", "--config", "--hostname", "--env-file"]:
         assert flag in out, flag
@@ -216,3 +216,19 @@ def test_config_file(runner):
     os.chmod(nested, 0o644)
     p = runner.run("--config", str(nested), "true")
     assert p.returncode == 125 and "not allowed" in p.stderr
+
+
+def test_ssh_agent(runner):
+    import socket
+    path = runner.base / "agent.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        s.listen(1)
+        _owned(runner, path)
+        p = runner.run("--ssh-agent", "sh", "-c", "echo $SSH_AUTH_SOCK; test -S /run/ssh-agent.sock && echo sock; "
+                       "grep -c ' /run/ssh-agent.sock .* ro,' /proc/mounts", env={"SSH_AUTH_SOCK": str(path)},
+                       check=True)
+        assert p.stdout == "/run/ssh-agent.sock\nsock\n1\n"
+    p = runner.run("--ssh-agent", "sh", "-c", "echo [$SSH_AUTH_SOCK]", env={"SSH_AUTH_SOCK": str(runner.base)},
+                   check=True)
+    assert p.stdout == "[]\n" and "running without agent forwarding" in p.stderr

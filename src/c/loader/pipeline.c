@@ -1,0 +1,279 @@
+/* First-start layer pipeline (see pipeline.h): read+hash, decode, and tar+extract on three threads. */
+#define _GNU_SOURCE
+#include "pipeline.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- bounded ring of buffers --------------------------------------------------------------------- */
+
+void chan_init(chan *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    for (int i = 0; i < PIPE_SLOTS; i++)
+        c->buf[i] = xmalloc(PIPE_SLOT_SIZE);
+}
+
+void chan_destroy(chan *c)
+{
+    for (int i = 0; i < PIPE_SLOTS; i++)
+        free(c->buf[i]);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+}
+
+unsigned char *chan_produce_begin(chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->cancelled && c->tail - c->head >= PIPE_SLOTS)
+        pthread_cond_wait(&c->cv, &c->mu);
+    unsigned char *b = c->cancelled ? NULL : c->buf[c->tail % PIPE_SLOTS];
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+void chan_produce_end(chan *c, size_t len)
+{
+    pthread_mutex_lock(&c->mu);
+    c->len[c->tail % PIPE_SLOTS] = len;
+    c->tail++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void chan_close(chan *c, const oerr *err)
+{
+    pthread_mutex_lock(&c->mu);
+    c->closed = 1;
+    if (err) {
+        c->failed = 1;
+        c->err = *err;
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void chan_cancel(chan *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->cancelled = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+ssize_t chan_read(chan *c, void *buf, size_t len, oerr *e)
+{
+    if (!c->holding) {
+        pthread_mutex_lock(&c->mu);
+        while (c->head == c->tail && !c->closed)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->head == c->tail) {
+            int failed = c->failed;
+            if (failed && e)
+                *e = c->err;
+            pthread_mutex_unlock(&c->mu);
+            return failed ? -1 : 0;
+        }
+        pthread_mutex_unlock(&c->mu);
+        c->holding = 1;
+        c->rpos = 0;
+    }
+    unsigned slot = c->head % PIPE_SLOTS;
+    size_t avail = c->len[slot] - c->rpos;
+    size_t n = len < avail ? len : avail;
+    memcpy(buf, c->buf[slot] + c->rpos, n);
+    c->rpos += n;
+    if (c->rpos == c->len[slot]) {
+        c->holding = 0;
+        pthread_mutex_lock(&c->mu);
+        c->head++;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return (ssize_t)n;
+}
+
+/* ---- the two worker threads ---------------------------------------------------------------------- */
+
+static void *reader_main(void *arg)
+{
+    layer_pipe *lp = arg;
+    uint64_t pos = lp->off, end = lp->off + lp->size;
+    unsigned char *spare = NULL; /* once the decoder is done: the rest is only hashed */
+    while (pos < end && !lp->abort) {
+        unsigned char *b = spare;
+        if (!b) {
+            b = chan_produce_begin(&lp->raw);
+            if (!b) {
+                if (!lp->hashing)
+                    break;
+                b = spare = xmalloc(PIPE_SLOT_SIZE);
+            }
+        }
+        size_t want = end - pos < PIPE_SLOT_SIZE ? (size_t)(end - pos) : PIPE_SLOT_SIZE;
+        ssize_t r;
+        do
+            r = pread(lp->fd, b, want, (off_t)pos);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            lp->read_failed = 1;
+            oerr_sys(&lp->read_err, r < 0 ? errno : EIO, "the file may be truncated", "cannot read layer %s",
+                     lp->name);
+            chan_close(&lp->raw, &lp->read_err);
+            free(spare);
+            return NULL;
+        }
+        if (lp->hashing)
+            oci2bin_sha256_update(&lp->sha, b, (size_t)r);
+        pos += (uint64_t)r;
+        if (!spare)
+            chan_produce_end(&lp->raw, (size_t)r);
+    }
+    if (lp->hashing && pos == end)
+        oci2bin_sha256_final(&lp->sha, lp->digest);
+    chan_close(&lp->raw, NULL);
+    free(spare);
+    return NULL;
+}
+
+static void *decoder_main(void *arg)
+{
+    layer_pipe *lp = arg;
+    oerr e = {0};
+    int failed = 0;
+    for (;;) {
+        unsigned char *b = chan_produce_begin(&lp->out);
+        if (!b)
+            break; /* the consumer is done */
+        size_t got = 0;
+        while (got < PIPE_SLOT_SIZE) {
+            ssize_t r = codec_read(&lp->c, b + got, PIPE_SLOT_SIZE - got, &e);
+            if (r < 0) {
+                failed = 1;
+                break;
+            }
+            if (r == 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got)
+            chan_produce_end(&lp->out, got);
+        if (failed || got < PIPE_SLOT_SIZE)
+            break;
+    }
+    /* No more raw input is needed: the reader hashes the rest on its own. */
+    chan_cancel(&lp->raw);
+    chan_close(&lp->out, failed ? &e : NULL);
+    return NULL;
+}
+
+/* ---- the layer pipe ------------------------------------------------------------------------------ */
+
+static ssize_t pipe_raw_source(void *ctx, unsigned char *buf, size_t len, oerr *e)
+{
+    return chan_read(ctx, buf, len, e);
+}
+
+int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *name, oerr *e)
+{
+    memset(lp, 0, sizeof *lp);
+    lp->fd = fd;
+    lp->off = off;
+    lp->size = size;
+    lp->hashing = hash;
+    lp->name = name;
+    if (codec_open(&lp->c, fd, off, size, 0, name, e)) {
+        codec_close(&lp->c);
+        return -1;
+    }
+    if (hash)
+        oci2bin_sha256_init(&lp->sha);
+    chan_init(&lp->raw);
+    chan_init(&lp->out);
+    codec_set_source(&lp->c, pipe_raw_source, &lp->raw);
+
+    /* Signals stay with the calling thread (the loader's handlers expect it). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&lp->reader, NULL, reader_main, lp);
+    if (rc == 0) {
+        rc = pthread_create(&lp->decoder, NULL, decoder_main, lp);
+        if (rc != 0) {
+            lp->abort = 1;
+            chan_cancel(&lp->raw);
+            pthread_join(lp->reader, NULL);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        dbg("layer %s: cannot start the extraction threads (%s): reading serially", name, strerror(rc));
+        chan_destroy(&lp->raw);
+        chan_destroy(&lp->out);
+        codec_close(&lp->c);
+        if (codec_open(&lp->c, fd, off, size, hash, name, e)) {
+            codec_close(&lp->c);
+            return -1;
+        }
+        return 0;
+    }
+    lp->started = 1;
+    return 0;
+}
+
+ssize_t layer_pipe_read(void *ctx, void *buf, size_t len, oerr *e)
+{
+    layer_pipe *lp = ctx;
+    if (!lp->started)
+        return codec_read(&lp->c, buf, len, e);
+    return chan_read(&lp->out, buf, len, e);
+}
+
+static void to_hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[d[i] >> 4];
+        out[2 * i + 1] = hx[d[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
+{
+    int rc = 0;
+    if (!lp->started) {
+        if (ok)
+            rc = codec_verify(&lp->c, want_hex, e);
+        codec_close(&lp->c);
+        return ok ? rc : -1;
+    }
+    if (!ok)
+        lp->abort = 1;
+    chan_cancel(&lp->out);
+    pthread_join(lp->decoder, NULL);
+    if (!ok)
+        chan_cancel(&lp->raw);
+    pthread_join(lp->reader, NULL);
+    if (ok && lp->read_failed) {
+        *e = lp->read_err;
+        rc = -1;
+    } else if (ok && lp->hashing) {
+        char hex[65];
+        to_hex(lp->digest, 32, hex);
+        if (strcmp(hex, want_hex) != 0)
+            rc = oerr_set(e, "layer %s does not match its digest (sha256:%s): the file is corrupt or was "
+                             "tampered with, rebuild it",
+                          lp->name, hex);
+    }
+    chan_destroy(&lp->raw);
+    chan_destroy(&lp->out);
+    codec_close(&lp->c);
+    lp->started = 0;
+    return ok ? rc : -1;
+}

@@ -1,0 +1,69 @@
+/* First-start layer pipeline: three threads per layer, joined before the layer is done.
+ *   reader thread:  pread of the blob -> SHA-256 of the raw bytes -> ring 1
+ *   decoder thread: ring 1 -> codec (gzip/zstd/none) -> ring 2
+ *   caller:         ring 2 -> tar -> extract (all path resolution and file writes stay on the caller)
+ * Rings are bounded (PIPE_SLOTS buffers of PIPE_SLOT_SIZE bytes). The digest is compared only after both
+ * threads are joined; a mismatch or any read/decode error fails the layer as the serial path does. */
+#ifndef OCI2BIN_PIPELINE_H
+#define OCI2BIN_PIPELINE_H
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+#include "util.h"
+
+#define PIPE_SLOTS 8
+#define PIPE_SLOT_SIZE (256 * 1024)
+
+typedef struct chan {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* any state change */
+    unsigned char *buf[PIPE_SLOTS];
+    size_t len[PIPE_SLOTS];
+    unsigned head, tail;        /* consumer's next slot, producer's next slot; tail - head = full slots */
+    int closed;                 /* producer finished (eof, or failed with err set) */
+    int failed;
+    oerr err;
+    int cancelled;              /* the consumer wants no more data */
+    /* consumer-side (only the consumer touches these) */
+    int holding;
+    size_t rpos;
+} chan;
+
+void chan_init(chan *c);
+void chan_destroy(chan *c);
+/* Producer: the next empty buffer (PIPE_SLOT_SIZE bytes), or NULL once the consumer cancelled. */
+unsigned char *chan_produce_begin(chan *c);
+void chan_produce_end(chan *c, size_t len);
+/* Producer: end of data; err != NULL makes the consumer's next read fail with it. */
+void chan_close(chan *c, const oerr *err);
+/* Consumer: count, 0 at the end, -1 with *e (the producer's error). */
+ssize_t chan_read(chan *c, void *buf, size_t len, oerr *e);
+void chan_cancel(chan *c);
+
+typedef struct layer_pipe {
+    int fd;
+    uint64_t off, size;
+    int hashing;
+    const char *name;
+    codec c;                    /* opened by the caller (kind known), read by the decoder thread */
+    chan raw, out;
+    pthread_t reader, decoder;
+    int started;
+    volatile int abort;         /* stop everything, the digest no longer matters */
+    oci2bin_sha256_ctx sha;
+    unsigned char digest[32];
+    int read_failed;
+    oerr read_err;
+} layer_pipe;
+
+/* Opens the codec and starts both threads. -1 with *e if the codec cannot be opened; if a thread cannot be
+ * started lp->started stays 0 and 0 is returned: the caller then reads lp->c serially. */
+int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *name, oerr *e);
+/* The decompressed stream (a tar_read_fn). */
+ssize_t layer_pipe_read(void *lp, void *buf, size_t len, oerr *e);
+/* Stops and joins the threads. ok != 0: the consumer succeeded; then the rest of the blob is hashed and
+ * compared with want_hex (when hashing). Returns 0 or -1 with *e. Always releases everything. */
+int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e);
+#endif
