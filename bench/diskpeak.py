@@ -3,6 +3,7 @@
 usage: diskpeak.py MOUNTPOINT CMD [ARG...]   -> prints JSON {"baseline", "peak", "final", "samples", "seconds"}
 (bytes used = (f_blocks - f_bfree) * f_frsize; ext4 counts delayed-allocation blocks as used).
 """
+
 import json
 import os
 import subprocess
@@ -40,7 +41,11 @@ def main() -> int:
     os.sync()
     final = used(mnt)
     peak[0] = max(peak[0], final)
-    print(json.dumps({"baseline": base, "peak": peak[0], "final": final, "samples": n[0], "seconds": dt, "rc": rc}))
+    print(
+        json.dumps(
+            {"baseline": base, "peak": peak[0], "final": final, "samples": n[0], "seconds": dt, "rc": rc}
+        )
+    )
     return rc
 
 

@@ -7,6 +7,7 @@ directly (no shell; like hyperfine -N). Output: {"results": [{"command", "times"
 
 usage: timeit.py --runs N [--warmup K] --out FILE  [--prepare SH] -n NAME CMD  [[--prepare SH] -n NAME CMD ...]
 """
+
 import json
 import os
 import random
@@ -30,8 +31,16 @@ def main(argv: list[str]) -> int:
             prep = next(it)
         elif a == "-n":
             name = next(it)
-            cmds.append({"name": name, "argv": next(it).split(), "prepare": prep, "times": [], "user": [],
-                         "system": []})
+            cmds.append(
+                {
+                    "name": name,
+                    "argv": next(it).split(),
+                    "prepare": prep,
+                    "times": [],
+                    "user": [],
+                    "system": [],
+                }
+            )
             prep = None
         else:
             raise SystemExit(f"timeit.py: unknown argument {a!r}")
@@ -42,15 +51,24 @@ def main(argv: list[str]) -> int:
             subprocess.run(["sh", "-c", c["prepare"]], check=True, stdout=devnull, stderr=devnull)
         err = tempfile.TemporaryFile()
         t0 = time.perf_counter()
-        pid = os.posix_spawnp(c["argv"][0], c["argv"], os.environ,
-                              file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-                                            (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
+        pid = os.posix_spawnp(
+            c["argv"][0],
+            c["argv"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, devnull, 1),
+                (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+            ],
+        )
         _, status, ru = os.wait4(pid, 0)
         dt = time.perf_counter() - t0
         if status != 0:
             err.seek(0)
-            raise SystemExit(f"timeit.py: {c['name']} failed (exit {os.waitstatus_to_exitcode(status)}): "
-                             f"{' '.join(c['argv'])}\nits stderr:\n{err.read().decode(errors='replace')}")
+            raise SystemExit(
+                f"timeit.py: {c['name']} failed (exit {os.waitstatus_to_exitcode(status)}): "
+                f"{' '.join(c['argv'])}\nits stderr:\n{err.read().decode(errors='replace')}"
+            )
         err.close()
         if record:
             c["times"].append(dt)
@@ -65,8 +83,19 @@ def main(argv: list[str]) -> int:
         random.shuffle(order)
         for c in order:
             once(c, True)
-    res = {"results": [{"command": c["name"], "argv": c["argv"], "prepare": c["prepare"], "times": c["times"],
-                        "user": c["user"], "system": c["system"]} for c in cmds]}
+    res = {
+        "results": [
+            {
+                "command": c["name"],
+                "argv": c["argv"],
+                "prepare": c["prepare"],
+                "times": c["times"],
+                "user": c["user"],
+                "system": c["system"],
+            }
+            for c in cmds
+        ]
+    }
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
     return 0

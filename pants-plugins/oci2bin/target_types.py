@@ -155,18 +155,18 @@ class EntrypointField(StringSequenceField):
 class CmdField(StringSequenceField):
     alias = "cmd"
     default = None
-    help = 'The image Cmd (arguments after the entrypoint), e.g. `["--port", "8080"]`. Unset: keep the base\'s.'
+    help = (
+        'The image Cmd (arguments after the entrypoint), e.g. `["--port", "8080"]`. Unset: keep the base\'s.'
+    )
 
 
 class EnvField(StringSequenceField):
     alias = "env"
     default = None
-    help = 'Environment variables as `KEY=VALUE`, added to (and overriding) the base image\'s.'
+    help = "Environment variables as `KEY=VALUE`, added to (and overriding) the base image's."
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for item in value or ():
             if "=" not in item or item.startswith("="):
@@ -265,7 +265,9 @@ class PullTagField(StringField):
 class PlatformField(StringField):
     alias = "platform"
     default = None
-    help = "Platform to select from a multi-platform image, e.g. `linux/arm64`. Default: the image's arch field."
+    help = (
+        "Platform to select from a multi-platform image, e.g. `linux/arm64`. Default: the image's arch field."
+    )
 
 
 class InsecureRegistryField(BoolField):
@@ -329,7 +331,13 @@ class OciArchiveFormatField(StringField):
 
 class OciArchiveTarget(Target):
     alias = "oci_archive"
-    core_fields = (*COMMON_TARGET_FIELDS, OciArchiveSourceField, OciArchiveFormatField, PlatformField, ArchField)
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        OciArchiveSourceField,
+        OciArchiveFormatField,
+        PlatformField,
+        ArchField,
+    )
     help = "An image archive file checked into the repo: a docker-archive (`docker save`) or an oci-archive."
 
 
@@ -368,12 +376,12 @@ class StripField(BoolField):
 class StripPrefixesField(StringSequenceField):
     alias = "strip_prefixes"
     default = None
-    help = "Relative path prefixes to remove instead of the defaults, e.g. `['usr/share/doc/']` (implies strip)."
+    help = (
+        "Relative path prefixes to remove instead of the defaults, e.g. `['usr/share/doc/']` (implies strip)."
+    )
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for prefix in value or ():
             if prefix.startswith("/") or ".." in prefix.split("/"):
@@ -494,7 +502,9 @@ class SdistRequirementField(StringField):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is None or not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-]+", value):
-            raise InvalidFieldException(f"{address}: `requirement` must be pinned as name==version, got {value!r}.")
+            raise InvalidFieldException(
+                f"{address}: `requirement` must be pinned as name==version, got {value!r}."
+            )
         return value
 
 
@@ -507,14 +517,18 @@ class SdistSha256Field(StringField):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is None or not re.fullmatch(r"[0-9a-f]{64}", value):
-            raise InvalidFieldException(f"{address}: `sha256` must be 64 lowercase hex digits, got {value!r}.")
+            raise InvalidFieldException(
+                f"{address}: `sha256` must be 64 lowercase hex digits, got {value!r}."
+            )
         return value
 
 
 class SdistFilesField(StringSequenceField):
     alias = "files"
     required = True
-    help = "Paths inside the sdist (below its top directory) to extract, e.g. `['zstd/zstd.c', 'zstd/zstd.h']`."
+    help = (
+        "Paths inside the sdist (below its top directory) to extract, e.g. `['zstd/zstd.c', 'zstd/zstd.h']`."
+    )
 
 
 class SdistOutputDirField(StringField):

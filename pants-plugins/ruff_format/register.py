@@ -34,7 +34,9 @@ class RuffFormatCheckRequest(LintTargetsRequest):
 
 
 @rule(desc="Check formatting with ruff", level=LogLevel.DEBUG)
-async def ruff_format_check(request: RuffFormatCheckRequest.Batch[RuffFieldSet, Any], ruff: Ruff) -> LintResult:
+async def ruff_format_check(
+    request: RuffFormatCheckRequest.Batch[RuffFieldSet, Any], ruff: Ruff
+) -> LintResult:
     sources = await Get(SourceFiles, SourceFilesRequest(fs.source for fs in request.elements))
     ruff_pex, config_files = await MultiGet(
         Get(VenvPex, PexRequest, ruff.to_pex_request()),

@@ -20,6 +20,7 @@ root (mmdebstrap's root mode; real file owners).
 
 CLI: python -m tests.rig.images build [NAME...] [--archives] | list | times | path NAME | check FILE | prune
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,10 +47,34 @@ SUITE = "bookworm"
 KEY_VERSION = "rig-v1"  # bump to invalidate every cached image
 
 # Base of every Debian image (minbase = Essential + required); their closure joins each image's key.
-_MINBASE = ["base-files", "base-passwd", "bash", "bsdutils", "coreutils", "dash", "debconf", "debianutils",
-            "diffutils", "dpkg", "findutils", "grep", "gzip", "hostname", "init-system-helpers", "libc-bin",
-            "login", "mawk", "ncurses-base", "ncurses-bin", "perl-base", "sed", "sysvinit-utils", "tar",
-            "util-linux", "apt"]
+_MINBASE = [
+    "base-files",
+    "base-passwd",
+    "bash",
+    "bsdutils",
+    "coreutils",
+    "dash",
+    "debconf",
+    "debianutils",
+    "diffutils",
+    "dpkg",
+    "findutils",
+    "grep",
+    "gzip",
+    "hostname",
+    "init-system-helpers",
+    "libc-bin",
+    "login",
+    "mawk",
+    "ncurses-base",
+    "ncurses-bin",
+    "perl-base",
+    "sed",
+    "sysvinit-utils",
+    "tar",
+    "util-linux",
+    "apt",
+]
 
 
 class RigError(RuntimeError):
@@ -62,35 +87,66 @@ class MissingToolError(RigError):
 
 @dataclass(frozen=True)
 class Spec:
-    script: str                      # recipe in tests/rig/images/
-    tools: tuple[str, ...]           # executables the recipe needs
-    apt: tuple[str, ...] = ()        # Debian packages fetched by mmdebstrap (closure -> key)
+    script: str  # recipe in tests/rig/images/
+    tools: tuple[str, ...]  # executables the recipe needs
+    apt: tuple[str, ...] = ()  # Debian packages fetched by mmdebstrap (closure -> key)
     host_pkgs: tuple[str, ...] = ()  # host packages whose files go into the image (installed version -> key)
-    deps: tuple[str, ...] = ()       # images this one is derived from (DEP_<NAME> env)
-    extra: tuple[str, ...] = ()      # more recipe files (part of the key)
+    deps: tuple[str, ...] = ()  # images this one is derived from (DEP_<NAME> env)
+    extra: tuple[str, ...] = ()  # more recipe files (part of the key)
     description: str = ""
-    skopeo_readable: bool = True     # skopeo 1.9.3 finds no Docker-media-type descriptor in an OCI layout
-    docker_archive_ok: bool = True   # skopeo 1.9.3 cannot write zstd layers into a docker-archive
+    skopeo_readable: bool = True  # skopeo 1.9.3 finds no Docker-media-type descriptor in an OCI layout
+    docker_archive_ok: bool = True  # skopeo 1.9.3 cannot write zstd layers into a docker-archive
 
 
 _BASE_TOOLS = ("umoci", "tar", "python3", "unshare", "mount")
 SPECS: dict[str, Spec] = {
-    "busybox": Spec("busybox.sh", _BASE_TOOLS, host_pkgs=("busybox-static",),
-                    description="official-busybox-like: 1 layer, applets as hard links, CMD sh"),
-    "busybox-httpd": Spec("busybox.sh", _BASE_TOOLS, host_pkgs=("busybox-static",),
-                          description="busybox + ENTRYPOINT httpd, CMD -p 8080, USER 65534, EXPOSE, labels"),
-    "scratch": Spec("busybox.sh", _BASE_TOOLS, host_pkgs=("busybox-static",),
-                    description="FROM scratch: only /busybox, USER 1000:1000"),
-    "multilayer": Spec("multilayer.sh", _BASE_TOOLS, host_pkgs=("busybox-static",),
-                       extra=("multilayer_layers.py",),
-                       description="4 layers: whiteouts, opaque dirs, hard links, modes, owners"),
-    "busybox-zstd": Spec("variants.sh", _BASE_TOOLS + ("skopeo",), deps=("busybox",), docker_archive_ok=False,
-                         description="busybox with tar+zstd layers"),
-    "busybox-v2s2": Spec("variants.sh", _BASE_TOOLS + ("skopeo",), deps=("busybox",), skopeo_readable=False,
-                         description="busybox as a Docker v2s2 manifest in an OCI layout"),
-    "busybox-index2": Spec("variants.sh", _BASE_TOOLS + ("skopeo", "mmdebstrap", "dpkg-deb"), deps=("busybox",),
-                           apt=("busybox-static",), host_pkgs=("busybox-static",),
-                           description="image index: linux/amd64 + linux/arm64/v8 (real aarch64 busybox)"),
+    "busybox": Spec(
+        "busybox.sh",
+        _BASE_TOOLS,
+        host_pkgs=("busybox-static",),
+        description="official-busybox-like: 1 layer, applets as hard links, CMD sh",
+    ),
+    "busybox-httpd": Spec(
+        "busybox.sh",
+        _BASE_TOOLS,
+        host_pkgs=("busybox-static",),
+        description="busybox + ENTRYPOINT httpd, CMD -p 8080, USER 65534, EXPOSE, labels",
+    ),
+    "scratch": Spec(
+        "busybox.sh",
+        _BASE_TOOLS,
+        host_pkgs=("busybox-static",),
+        description="FROM scratch: only /busybox, USER 1000:1000",
+    ),
+    "multilayer": Spec(
+        "multilayer.sh",
+        _BASE_TOOLS,
+        host_pkgs=("busybox-static",),
+        extra=("multilayer_layers.py",),
+        description="4 layers: whiteouts, opaque dirs, hard links, modes, owners",
+    ),
+    "busybox-zstd": Spec(
+        "variants.sh",
+        _BASE_TOOLS + ("skopeo",),
+        deps=("busybox",),
+        docker_archive_ok=False,
+        description="busybox with tar+zstd layers",
+    ),
+    "busybox-v2s2": Spec(
+        "variants.sh",
+        _BASE_TOOLS + ("skopeo",),
+        deps=("busybox",),
+        skopeo_readable=False,
+        description="busybox as a Docker v2s2 manifest in an OCI layout",
+    ),
+    "busybox-index2": Spec(
+        "variants.sh",
+        _BASE_TOOLS + ("skopeo", "mmdebstrap", "dpkg-deb"),
+        deps=("busybox",),
+        apt=("busybox-static",),
+        host_pkgs=("busybox-static",),
+        description="image index: linux/amd64 + linux/arm64/v8 (real aarch64 busybox)",
+    ),
 }
 for _n, _pkg, _d in [
     ("redis", "redis-server", "redis-server, USER redis, VOLUME /data, docker-entrypoint.sh"),
@@ -106,15 +162,30 @@ NAMES = tuple(SPECS)
 DEBIAN_IMAGES = ("redis", "nginx", "postgres", "memcached", "apache2")
 
 # apt package that provides each tool (for error messages and install-deps.sh)
-TOOL_PACKAGES = {"umoci": "umoci", "skopeo": "skopeo", "mmdebstrap": "mmdebstrap", "tar": "tar",
-                 "python3": "python3", "unshare": "util-linux", "mount": "mount", "chroot": "coreutils",
-                 "dpkg-deb": "dpkg", "podman": "podman"}
+TOOL_PACKAGES = {
+    "umoci": "umoci",
+    "skopeo": "skopeo",
+    "mmdebstrap": "mmdebstrap",
+    "tar": "tar",
+    "python3": "python3",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "chroot": "coreutils",
+    "dpkg-deb": "dpkg",
+    "podman": "podman",
+}
 
 
 def tool_path() -> str:
     """$PATH plus the standard system dirs (a sandbox's PATH may lack /usr/sbin, where chroot lives)."""
-    dirs = os.environ.get("PATH", "").split(os.pathsep) + \
-        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    dirs = os.environ.get("PATH", "").split(os.pathsep) + [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
     return os.pathsep.join(dict.fromkeys(d for d in dirs if d))
 
 
@@ -138,8 +209,9 @@ def cache_root() -> Path:
 
 # ---------------------------------------------------------------------------------------------- apt facts
 
+
 def apt_mirrors(suite: str = SUITE, root: str = "/") -> list[str]:
-    """"deb URI SUITE COMPONENTS" lines for `suite` (and -updates/-security) from this machine's apt config
+    """ "deb URI SUITE COMPONENTS" lines for `suite` (and -updates/-security) from this machine's apt config
     (deb822 /etc/apt/sources.list.d/*.sources and one-line sources.list / *.list; disabled entries skipped)."""
     out: list[str] = []
     etc = os.path.join(root, "etc/apt")
@@ -166,7 +238,11 @@ def apt_mirrors(suite: str = SUITE, root: str = "/") -> list[str]:
             continue
         for line in lines:
             words = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
-            if len(words) >= 3 and words[0] == "deb" and (words[2] == suite or words[2].startswith(suite + "-")):
+            if (
+                len(words) >= 3
+                and words[0] == "deb"
+                and (words[2] == suite or words[2].startswith(suite + "-"))
+            ):
                 out.append(" ".join(words))
     return list(dict.fromkeys(out))
 
@@ -201,9 +277,23 @@ def package_versions(pkgs: tuple[str, ...]) -> dict[str, str]:
         pass
     if not shutil.which("apt-cache"):
         raise MissingToolError("rig: apt-cache not found: the Debian rig images need a Debian host with apt")
-    deps = _run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-                 "--no-breaks", "--no-replaces", "--no-enhances", *pkgs])
-    names = sorted({ln.strip() for ln in deps.splitlines() if ln and not ln[0].isspace() and not ln.startswith("<")})
+    deps = _run(
+        [
+            "apt-cache",
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *pkgs,
+        ]
+    )
+    names = sorted(
+        {ln.strip() for ln in deps.splitlines() if ln and not ln[0].isspace() and not ln.startswith("<")}
+    )
     policy = _run(["apt-cache", "policy", *names], env={**os.environ, "LC_ALL": "C"})
     versions: dict[str, str] = {}
     cur = None
@@ -214,8 +304,10 @@ def package_versions(pkgs: tuple[str, ...]) -> dict[str, str]:
             versions[cur] = ln.split(":", 1)[1].strip()
     missing = [p for p in pkgs if versions.get(p, "(none)") == "(none)"]
     if missing:
-        raise RigError(f"rig: apt knows no candidate for {', '.join(missing)}: run `apt-get update` "
-                       "(tests/rig/install-deps.sh does)")
+        raise RigError(
+            f"rig: apt knows no candidate for {', '.join(missing)}: run `apt-get update` "
+            "(tests/rig/install-deps.sh does)"
+        )
     memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(versions, sort_keys=True))
@@ -227,8 +319,10 @@ def _installed_version(pkg: str) -> str:
     try:
         return _run(["dpkg-query", "-W", "-f=${Version}", pkg]).strip()
     except (OSError, subprocess.CalledProcessError):
-        raise MissingToolError(f"rig: host package {pkg} is not installed: apt-get install {pkg} "
-                               "(or run tests/rig/install-deps.sh)") from None
+        raise MissingToolError(
+            f"rig: host package {pkg} is not installed: apt-get install {pkg} "
+            "(or run tests/rig/install-deps.sh)"
+        ) from None
 
 
 @functools.cache
@@ -241,6 +335,7 @@ def _tool_version(tool: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ keys
 
+
 def check_tools(name: str) -> None:
     spec = SPECS[canonical(name)]
     missing = [t for t in spec.tools if not shutil.which(t, path=tool_path())]
@@ -248,7 +343,8 @@ def check_tools(name: str) -> None:
         pkgs = sorted({TOOL_PACKAGES.get(t, t) for t in missing})
         raise MissingToolError(
             f"rig image {name!r} needs {', '.join(missing)}, not found on PATH: "
-            f"apt-get install {' '.join(pkgs)} (or run tests/rig/install-deps.sh)")
+            f"apt-get install {' '.join(pkgs)} (or run tests/rig/install-deps.sh)"
+        )
 
 
 @functools.cache
@@ -260,13 +356,17 @@ def key_inputs(name: str) -> dict[str, object]:
     files = {}
     for f in ("lib.sh", spec.script) + spec.extra:
         files[f] = hashlib.sha256((RECIPES / f).read_bytes()).hexdigest()
-    apt = package_versions(tuple(sorted(set(spec.apt) | (set(_MINBASE) if spec.script == "debian.sh" else set()))))
+    apt = package_versions(
+        tuple(sorted(set(spec.apt) | (set(_MINBASE) if spec.script == "debian.sh" else set())))
+    )
     return {
         "key_version": KEY_VERSION,
         "name": name,
         "source_date_epoch": SOURCE_DATE_EPOCH,
         "recipes": files,
-        "tools": {t: _tool_version(t) for t in ("umoci", "skopeo", "mmdebstrap") if t in spec.tools or t == "umoci"},
+        "tools": {
+            t: _tool_version(t) for t in ("umoci", "skopeo", "mmdebstrap") if t in spec.tools or t == "umoci"
+        },
         "host_packages": {p: _installed_version(p) for p in spec.host_pkgs},
         "apt_candidates": apt,
         "deps": {d: key(d) for d in spec.deps},
@@ -307,6 +407,7 @@ class _Lock:
 
 # ----------------------------------------------------------------------------------------------- build
 
+
 def _is_layout(p: Path) -> bool:
     return (p / "index.json").is_file() and (p / "oci-layout").is_file()
 
@@ -329,14 +430,18 @@ def build(name: str) -> Path:
 
 def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]) -> None:
     if os.geteuid() != 0:
-        raise RigError(f"rig image {name!r} must be built as root (mmdebstrap root mode, real file owners); "
-                       f"build it once as root (python -m tests.rig.images build {name}) and share "
-                       f"OCI2BIN_RIG_CACHE={cache_root()}")
+        raise RigError(
+            f"rig image {name!r} must be built as root (mmdebstrap root mode, real file owners); "
+            f"build it once as root (python -m tests.rig.images build {name}) and share "
+            f"OCI2BIN_RIG_CACHE={cache_root()}"
+        )
     check_tools(name)
     mirrors = apt_mirrors() if (spec.script == "debian.sh" or spec.apt) else []
     if (spec.script == "debian.sh" or spec.apt) and not mirrors:
-        raise RigError(f"rig: no '{SUITE}' deb source in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;"
-                       f" image {name!r} is built with mmdebstrap from the machine's configured mirror")
+        raise RigError(
+            f"rig: no '{SUITE}' deb source in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;"
+            f" image {name!r} is built with mmdebstrap from the machine's configured mirror"
+        )
     root = cache_root()
     # leftovers of a build that was killed (we hold the image's lock: nobody else is building it)
     for stale in (root / "images" / name).glob(".tmp-*"):
@@ -370,15 +475,34 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
     script = snap / spec.script
     # a private tmpfs at $W: gone when the build's mount namespace ends, whatever happens to the build
     inner = 'mount -t tmpfs -o size=12g,mode=0700 rig-work "$W" && exec bash "$0" "$@"'
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", inner,
-           str(script), name, str(staging / "oci")]
+    cmd = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        inner,
+        str(script),
+        name,
+        str(staging / "oci"),
+    ]
     _log(f"building {name} (key {entry.name}; log {logfile}) ...")
     t0 = time.monotonic()
     tail: list[str] = []
     try:
         with open(logfile, "w") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=str(work))
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                cwd=str(work),
+            )
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
@@ -388,19 +512,35 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
             rc = proc.wait()
         seconds = time.monotonic() - t0
         if rc != 0 or not _is_layout(staging / "oci"):
-            raise RigError(f"rig: building image {name!r} failed (exit {rc}); log {logfile}; last lines:\n  "
-                           + "\n  ".join(tail))
-        meta = {"name": name, "key": entry.name, "build_seconds": round(seconds, 2),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "inputs": key_inputs(name), "log": str(logfile)}
+            raise RigError(
+                f"rig: building image {name!r} failed (exit {rc}); log {logfile}; last lines:\n  "
+                + "\n  ".join(tail)
+            )
+        meta = {
+            "name": name,
+            "key": entry.name,
+            "build_seconds": round(seconds, 2),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "inputs": key_inputs(name),
+            "log": str(logfile),
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(snap)
         if entry.exists():  # half-finished leftover (no meta.json): replace
             shutil.rmtree(entry)
         os.replace(staging, entry)
         with open(root / "build-times.jsonl", "a") as f:
-            f.write(json.dumps({"name": name, "key": entry.name, "seconds": meta["build_seconds"],
-                                "at": meta["built_at"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "name": name,
+                        "key": entry.name,
+                        "seconds": meta["build_seconds"],
+                        "at": meta["built_at"],
+                    }
+                )
+                + "\n"
+            )
         _log(f"built {name} in {seconds:.1f} s")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -443,14 +583,18 @@ def _derived(name: str, filename: str, make) -> Path:
 def check_tools_list(tools: list[str], why: str) -> None:
     missing = [t for t in tools if not shutil.which(t, path=tool_path())]
     if missing:
-        raise MissingToolError(f"rig ({why}) needs {', '.join(missing)}: apt-get install "
-                               f"{' '.join(sorted({TOOL_PACKAGES.get(t, t) for t in missing}))}")
+        raise MissingToolError(
+            f"rig ({why}) needs {', '.join(missing)}: apt-get install "
+            f"{' '.join(sorted({TOOL_PACKAGES.get(t, t) for t in missing}))}"
+        )
 
 
 def _skopeo_readable(name: str) -> None:
     if not SPECS[name].skopeo_readable:
-        raise RigError(f"rig image {name!r}: skopeo 1.9.3 cannot read it (its index.json descriptor has a Docker "
-                       "media type); an archive of it would be the busybox image's: use that")
+        raise RigError(
+            f"rig image {name!r}: skopeo 1.9.3 cannot read it (its index.json descriptor has a Docker "
+            "media type); an archive of it would be the busybox image's: use that"
+        )
 
 
 def docker_archive(name: str) -> Path:
@@ -458,11 +602,16 @@ def docker_archive(name: str) -> Path:
     name = canonical(name)
     _skopeo_readable(name)
     if not SPECS[name].docker_archive_ok:
-        raise RigError(f"rig image {name!r}: skopeo 1.9.3 cannot write its zstd layers into a docker-archive "
-                       "(\"zstd compression is not supported for docker images\"); use its OCI layout or oci_archive()")
+        raise RigError(
+            f"rig image {name!r}: skopeo 1.9.3 cannot write its zstd layers into a docker-archive "
+            '("zstd compression is not supported for docker images"); use its OCI layout or oci_archive()'
+        )
 
     def make(layout: Path, tmp: Path) -> None:
-        _run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"docker-archive:{tmp}:localhost/{name}:latest"])
+        _run(
+            ["skopeo", "copy", "-q", f"oci:{layout}:latest", f"docker-archive:{tmp}:localhost/{name}:latest"]
+        )
+
     return _derived(name, "docker-archive.tar", make)
 
 
@@ -476,10 +625,12 @@ def oci_archive(name: str) -> Path:
             _run(["skopeo", "copy", "-q", "--all", f"oci:{layout}:latest", f"oci-archive:{tmp}:latest"])
         else:
             _run(["skopeo", "copy", "-q", f"oci:{layout}:latest", f"oci-archive:{tmp}:latest"])
+
     return _derived(name, "oci-archive.tar", make)
 
 
 # ------------------------------------------------------------------------------------- reading helpers
+
 
 def _blob(layout: Path, digest: str) -> Path:
     algo, hexd = digest.split(":", 1)
@@ -490,8 +641,11 @@ def manifest(name: str, platform: str | None = None) -> dict[str, object]:
     """The image manifest behind tag latest (for an index: the entry for `platform`, default amd64)."""
     layout = build(name)
     idx = json.loads((layout / "index.json").read_text())
-    desc = next(m for m in idx["manifests"]
-                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest")
+    desc = next(
+        m
+        for m in idx["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest"
+    )
     doc = json.loads(_blob(layout, desc["digest"]).read_text())
     if "manifests" in doc:  # image index
         arch = platform or "amd64"
@@ -510,12 +664,20 @@ def verify_layout(name: str) -> int:
         d = todo.pop()
         p = _blob(layout, d["digest"])
         data = p.read_bytes() if p.is_file() else None
-        if data is None or len(data) != d["size"] or "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"]:
+        if (
+            data is None
+            or len(data) != d["size"]
+            or "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"]
+        ):
             raise RigError(f"rig image {name!r}: blob {d['digest']} missing or corrupt")
         seen += 1
         if "manifest" in d["mediaType"] or "index" in d["mediaType"]:
             doc = json.loads(data)
-            todo += doc.get("manifests", []) + ([doc["config"]] if "config" in doc else []) + doc.get("layers", [])
+            todo += (
+                doc.get("manifests", [])
+                + ([doc["config"]] if "config" in doc else [])
+                + doc.get("layers", [])
+            )
     return seen
 
 
@@ -534,6 +696,7 @@ def open_layer(path: Path):
     """A tarfile over a layer blob (gzip, zstd or plain: sniffed, not trusted from the media type)."""
     import io
     import tarfile
+
     head = path.read_bytes()[:4]
     if head == b"\x28\xb5\x2f\xfd":
         data = subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
@@ -575,9 +738,15 @@ def scratch_dir(path, size: str = "16g", mode: int = 0o755):
     reap_stale()
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode:o}", "oci2bin-rig", str(path)],
-        capture_output=True, check=False).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode:o}", "oci2bin-rig", str(path)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     path.chmod(mode)
     try:
         yield path
@@ -602,6 +771,7 @@ def check_docker_archive(path, podman: bool = True) -> dict[str, str | None]:
     import io
     import tarfile
     import tempfile
+
     path = Path(path).resolve()
     res: dict[str, str | None] = {}
     work = cache_root() / "work"
@@ -610,14 +780,24 @@ def check_docker_archive(path, podman: bool = True) -> dict[str, str | None]:
 
     def run(name: str, cmd: list[str]) -> None:
         p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        res[name] = None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+        res[name] = (
+            None if p.returncode == 0 else (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+        )
 
     try:
         run("skopeo-inspect", ["skopeo", "inspect", f"docker-archive:{path}"])
         run("skopeo-copy-oci", ["skopeo", "copy", "-q", f"docker-archive:{path}", f"oci:{tmp}/oci:x"])
         if podman:
             runroot = podman_runroot("check")
-            store = ["podman", "--root", str(tmp / "root"), "--runroot", str(runroot), "--storage-driver", "vfs"]
+            store = [
+                "podman",
+                "--root",
+                str(tmp / "root"),
+                "--runroot",
+                str(runroot),
+                "--storage-driver",
+                "vfs",
+            ]
             try:
                 run("podman-load", store + ["load", "-q", "-i", str(path)])
             finally:
@@ -635,10 +815,12 @@ def check_docker_archive(path, podman: bool = True) -> dict[str, str | None]:
                         # compressed layer blobs are allowed (docker load, oci2bin): diff_id is of the tar
                         if data[:2] == b"\x1f\x8b":
                             import gzip
+
                             data = gzip.decompress(data)
                         elif data[:4] == b"\x28\xb5\x2f\xfd":
-                            data = subprocess.run(["zstd", "-dc"], input=data, capture_output=True,
-                                                  check=True).stdout
+                            data = subprocess.run(
+                                ["zstd", "-dc"], input=data, capture_output=True, check=True
+                            ).stdout
                         got = "sha256:" + hashlib.sha256(data).hexdigest()
                         assert got == want, f"{name}: diff_id {got} != {want}"
                         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as lt:
@@ -682,7 +864,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build (or reuse) images; default: all")
     b.add_argument("names", nargs="*")
-    b.add_argument("--archives", action="store_true", help="also make the docker-archive and oci-archive files")
+    b.add_argument(
+        "--archives", action="store_true", help="also make the docker-archive and oci-archive files"
+    )
     sub.add_parser("list", help="names, descriptions, cache state")
     sub.add_parser("times", help="recorded build times")
     p = sub.add_parser("path", help="print the OCI layout dir (builds if needed)")

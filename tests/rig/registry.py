@@ -76,9 +76,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     ctx = ssl._create_unverified_context()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"{proc.args[0]} exited with {proc.returncode} before serving {url}"
-            )
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before serving {url}")
         try:
             with urllib.request.urlopen(url, timeout=1, context=ctx):
                 return
@@ -144,9 +142,7 @@ class Registry:
             f'http: {{addr: "{self.host}", headers: {{X-Content-Type-Options: [nosniff]}}{tls}}}',
         ]
         if self.kind == "basic":
-            lines.append(
-                f"auth: {{htpasswd: {{realm: test-realm, path: {self._htpasswd}}}}}"
-            )
+            lines.append(f"auth: {{htpasswd: {{realm: test-realm, path: {self._htpasswd}}}}}")
         elif self.kind == "token":
             lines.append(
                 f'auth: {{token: {{realm: "{self._realm}", service: test-registry, '
@@ -186,9 +182,7 @@ class Registry:
 
 
 class TokenServer:
-    def __init__(
-        self, root: str, key: str, cert: str, private_prefix: str = "private/"
-    ):
+    def __init__(self, root: str, key: str, cert: str, private_prefix: str = "private/"):
         self.root, self.key, self.cert, self.private_prefix = (
             root,
             key,
@@ -231,9 +225,7 @@ class TokenServer:
         while not os.path.exists(port_file):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 with open(self.log) as f:
-                    raise RuntimeError(
-                        "token server did not start: " + f.read()[-2000:]
-                    )
+                    raise RuntimeError("token server did not start: " + f.read()[-2000:])
             time.sleep(0.02)
         with open(port_file) as f:
             self.port = int(f.read())
@@ -284,14 +276,10 @@ class RegistryRig:
             self.open = self._add(Registry(os.path.join(r, "open"), "open").start())
         if "basic" in self.kinds:
             htp = os.path.join(r, "htpasswd")
-            out = subprocess.run(
-                ["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True
-            ).stdout
+            out = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True).stdout
             with open(htp, "wb") as f:
                 f.write(out)
-            self.basic = self._add(
-                Registry(os.path.join(r, "basic"), "basic", htpasswd=htp).start()
-            )
+            self.basic = self._add(Registry(os.path.join(r, "basic"), "basic", htpasswd=htp).start())
         if "token" in self.kinds:
             key, cert = os.path.join(r, "token.key"), os.path.join(r, "token.crt")
             subprocess.run(
@@ -370,17 +358,13 @@ def skopeo(cmd: list[str], tmpdir: str) -> str:
         TMPDIR=tmpdir,
         REGISTRY_AUTH_FILE=os.path.join(tmpdir, "no-auth.json"),
     )
-    p = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
     return p.stdout
 
 
-def skopeo_inspect(
-    target: str, tmpdir: str, *, raw: bool = False, config: bool = False
-) -> dict:
+def skopeo_inspect(target: str, tmpdir: str, *, raw: bool = False, config: bool = False) -> dict:
     cmd = ["skopeo", "--insecure-policy", "inspect", "--tls-verify=false"]
     if raw:
         cmd.append("--raw")
@@ -480,9 +464,7 @@ def _write_image(layout: str, layers: list[dict[str, bytes]], arch: str, variant
         "os": "linux",
         "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/hello"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [
-            {"created": CREATED, "created_by": f"layer {i}"} for i in range(len(layers))
-        ],
+        "history": [{"created": CREATED, "created_by": f"layer {i}"} for i in range(len(layers))],
     }
     if variant:
         config["variant"] = variant
@@ -521,9 +503,7 @@ def _write_index(layout: str, manifests: list[dict], tag: str) -> None:
 def image_files(name: str, arch: str, size: int = 300_000) -> list[dict[str, bytes]]:
     """Two layers of distinctive, partly incompressible content (so blobs differ per image and arch)."""
     seed = hashlib.sha256(f"{name}/{arch}".encode()).digest()
-    rnd = b"".join(
-        hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(size // 32)
-    )
+    rnd = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(size // 32))
     return [
         {
             "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
@@ -564,9 +544,7 @@ def build_index(
         "manifests": descs,
     }
     idx = _put_blob(layout, json.dumps(index, sort_keys=True).encode())
-    _write_index(
-        layout, [{"mediaType": "application/vnd.oci.image.index.v1+json", **idx}], tag
-    )
+    _write_index(layout, [{"mediaType": "application/vnd.oci.image.index.v1+json", **idx}], tag)
     return idx["digest"]
 
 
@@ -606,9 +584,7 @@ class FaultProxy:
                         proxy.fail_429 -= 1
                 if fail:
                     proxy._record(self.command, self.path, proxy.fail_status)
-                    body = (
-                        b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
-                    )
+                    body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
                     self.send_response(proxy.fail_status)
                     if proxy.retry_after is not None:
                         self.send_header("Retry-After", proxy.retry_after)
@@ -618,11 +594,7 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(body)
                     return
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in ("host", "connection")
-                }
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 if self.headers.get("Range"):
                     with proxy._lock:
                         proxy.ranges.append((self.path, self.headers["Range"]))
@@ -731,9 +703,7 @@ class ForwardProxy:
                     return
                 host, _, port = self.path.rpartition(":")
                 try:
-                    upstream = socket.create_connection(
-                        (host.strip("[]"), int(port)), 10
-                    )
+                    upstream = socket.create_connection((host.strip("[]"), int(port)), 10)
                 except OSError:
                     self.send_error(502)
                     return
@@ -750,9 +720,7 @@ class ForwardProxy:
                             data = s.recv(65536)
                             if not data:
                                 return
-                            (
-                                upstream if s is self.connection else self.connection
-                            ).sendall(data)
+                            (upstream if s is self.connection else self.connection).sendall(data)
                 except OSError:
                     pass
                 finally:
@@ -765,8 +733,7 @@ class ForwardProxy:
                 headers = {
                     k: v
                     for k, v in self.headers.items()
-                    if k.lower()
-                    not in ("proxy-authorization", "proxy-connection", "connection")
+                    if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")
                 }
                 conn = http.client.HTTPConnection(u.netloc, timeout=30)
                 try:

@@ -90,7 +90,9 @@ async def _build_loader(field_set: OciBinaryFieldSet, options: Oci2binSubsystem)
     arch = field_set.arch.value
     spec = field_set.loader.single or options.loaders.get(arch)
     if not spec:
-        raise ValueError(f"{field_set.address}: no loader for arch {arch!r}: set `loader=` or `[oci2bin].loaders`.")
+        raise ValueError(
+            f"{field_set.address}: no loader for arch {arch!r}: set `loader=` or `[oci2bin].loaders`."
+        )
     targets = await Get(
         Targets,
         UnparsedAddressInputs([spec], owning_address=field_set.address, description_of_origin="the loader"),
@@ -162,7 +164,9 @@ async def _transform(field_set: OciBinaryFieldSet, image: ImageLayout) -> ImageL
     layer_addresses = field_set.layers.to_unparsed_address_inputs()
     if field_set.layers.value:
         for target in await Get(Targets, UnparsedAddressInputs, layer_addresses):
-            layer = await Get(ImageLayout, ImageLayoutRequest(target.address, f"`layers` of {field_set.address}"))
+            layer = await Get(
+                ImageLayout, ImageLayoutRequest(target.address, f"`layers` of {field_set.address}")
+            )
             inputs.append(layer.digest)
             argv += ["--layer", layer.spec]
     files_digest, paths = await _files_of(field_set)
@@ -176,8 +180,16 @@ async def _transform(field_set: OciBinaryFieldSet, image: ImageLayout) -> ImageL
     result = await Get(
         ProcessResult,
         CoreStep(
-            argv=("transform", "--image", image.spec, "--output", out,
-                  "--platform", f"linux/{OCI_ARCH[field_set.arch.value]}", *argv),
+            argv=(
+                "transform",
+                "--image",
+                image.spec,
+                "--output",
+                out,
+                "--platform",
+                f"linux/{OCI_ARCH[field_set.arch.value]}",
+                *argv,
+            ),
             input_digest=await Get(Digest, MergeDigests(inputs)),
             description=f"Transforming the image of {field_set.address}",
             output_directories=(out,),
@@ -198,8 +210,20 @@ async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsy
     assert loader_path is not None
     output = field_set.output_path.value_or_default(file_ending=None)
     ref = field_set.repository.value or image.ref
-    argv = ["assemble", "--loader", loader_path, "--image", image.spec, "--output", output, "--ref", ref,
-            "--platform", f"linux/{OCI_ARCH[field_set.arch.value]}", "--quiet"]
+    argv = [
+        "assemble",
+        "--loader",
+        loader_path,
+        "--image",
+        image.spec,
+        "--output",
+        output,
+        "--ref",
+        ref,
+        "--platform",
+        f"linux/{OCI_ARCH[field_set.arch.value]}",
+        "--quiet",
+    ]
     if field_set.vm.value:
         argv.append("--vm")
     result = await Get(

@@ -23,7 +23,12 @@ class OciImageFieldSet(PackageFieldSet):
 async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     layout = await Get(ImageLayout, ImageLayoutRequest(field_set.address, "`pants package`"))
     return BuiltPackage(
-        layout.digest, (BuiltPackageArtifact(layout.spec.split(":", 1)[1], extra_log_lines=(f"    OCI layout of {layout.ref}",)),)
+        layout.digest,
+        (
+            BuiltPackageArtifact(
+                layout.spec.split(":", 1)[1], extra_log_lines=(f"    OCI layout of {layout.ref}",)
+            ),
+        ),
     )
 
 

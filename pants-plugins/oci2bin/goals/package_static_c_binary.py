@@ -73,9 +73,13 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
     vendored_digest = await Get(Digest, MergeDigests(f.digest for f in sdist_files))
     input_digest = await Get(Digest, MergeDigests([sources.snapshot.digest, vendored_digest]))
     extra_c = [
-        os.path.join(t[SdistOutputDirField].value, name) for t in sdists for name in t[SdistCompileField].value
+        os.path.join(t[SdistOutputDirField].value, name)
+        for t in sdists
+        for name in t[SdistCompileField].value
     ]
-    include_dirs = sorted({os.path.dirname(f) or "." for f in files} | {t[SdistOutputDirField].value for t in sdists})
+    include_dirs = sorted(
+        {os.path.dirname(f) or "." for f in files} | {t[SdistOutputDirField].value for t in sdists}
+    )
     output = field_set.output_path.value_or_default(file_ending=None)
     binary = await Get(
         StaticBinary,

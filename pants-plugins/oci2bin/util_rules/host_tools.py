@@ -22,5 +22,7 @@ async def emulator_prefix(arch: str, platform: Platform) -> List[str]:
     name = f"qemu-{arch}-static"
     request = BinaryPathRequest(binary_name=name, search_path=HOST_SEARCH_PATH)
     paths = await Get(BinaryPaths, BinaryPathRequest, request)
-    first = paths.first_path_or_raise(request, rationale=f"run an {arch} binary on this host (install qemu-user-static)")
+    first = paths.first_path_or_raise(
+        request, rationale=f"run an {arch} binary on this host (install qemu-user-static)"
+    )
     return [first.path]

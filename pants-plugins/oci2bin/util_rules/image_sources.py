@@ -120,7 +120,9 @@ async def _fetch(target: Target) -> ImageLayout:
             # Pinned by digest: the result never changes, so cache it like any other pure step.
         ),
     )
-    return ImageLayout(result.output_digest, f"oci:{out}", f"{repository}:{tag}" if tag else f"{repository}@{digest}")
+    return ImageLayout(
+        result.output_digest, f"oci:{out}", f"{repository}:{tag}" if tag else f"{repository}@{digest}"
+    )
 
 
 async def _build_oci_image(target: Target) -> ImageLayout:
@@ -132,7 +134,9 @@ async def _build_oci_image(target: Target) -> ImageLayout:
     if base:
         base_targets = await Get(
             Targets,
-            UnparsedAddressInputs([base], owning_address=address, description_of_origin=f"`base` of {address}"),
+            UnparsedAddressInputs(
+                [base], owning_address=address, description_of_origin=f"`base` of {address}"
+            ),
         )
         base_layout = await Get(
             ImageLayout, ImageLayoutRequest(base_targets[0].address, f"the `base` field of {address}")
@@ -146,7 +150,9 @@ async def _build_oci_image(target: Target) -> ImageLayout:
         # stand for exactly one file.
         entry_targets = await Get(
             Targets,
-            UnparsedAddressInputs([spec], owning_address=address, description_of_origin=f"`files` of {address}"),
+            UnparsedAddressInputs(
+                [spec], owning_address=address, description_of_origin=f"`files` of {address}"
+            ),
         )
         if len(entry_targets) != 1:
             raise ValueError(

@@ -80,8 +80,15 @@ async def fetch_sdist_files(request: SdistFilesRequest) -> SdistFiles:
     result = await Get(
         ProcessResult,
         Process(
-            argv=(python.path, "-c", _SCRIPT, request.requirement, request.sha256, request.output_dir,
-                  *request.files),
+            argv=(
+                python.path,
+                "-c",
+                _SCRIPT,
+                request.requirement,
+                request.sha256,
+                request.output_dir,
+                *request.files,
+            ),
             input_digest=EMPTY_DIGEST,
             output_directories=(request.output_dir,),
             # `pip config list` reads the machine's own config files (index, mirror, CA).

@@ -85,8 +85,17 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
             VenvPexProcess,
             _zig_process(
                 zig,
-                ["build-obj", "-target", triple, "-O", "ReleaseFast", "-fstrip", "-fno-PIC",
-                 f"-femit-bin={obj}", src],
+                [
+                    "build-obj",
+                    "-target",
+                    triple,
+                    "-O",
+                    "ReleaseFast",
+                    "-fstrip",
+                    "-fno-PIC",
+                    f"-femit-bin={obj}",
+                    src,
+                ],
                 request.input_digest,
                 [obj],
                 f"Compiling {src} ({request.arch})",
@@ -101,7 +110,17 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
             VenvPexProcess,
             _zig_process(
                 zig,
-                ["cc", "-target", triple, "-c", *_VENDORED_COPTS, f"-I{os.path.dirname(src)}", "-o", obj, src],
+                [
+                    "cc",
+                    "-target",
+                    triple,
+                    "-c",
+                    *_VENDORED_COPTS,
+                    f"-I{os.path.dirname(src)}",
+                    "-o",
+                    obj,
+                    src,
+                ],
                 request.vendored_digest,
                 [obj],
                 f"Compiling {src} ({request.arch})",
@@ -112,9 +131,7 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
     objects = (*objects, *vendored_objects)
     link_input = await Get(
         Digest,
-        MergeDigests(
-            [request.input_digest, *(r.output_digest for r in (*obj_results, *vendored_results))]
-        ),
+        MergeDigests([request.input_digest, *(r.output_digest for r in (*obj_results, *vendored_results))]),
     )
     argv = [
         "cc",

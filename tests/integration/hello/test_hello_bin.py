@@ -147,8 +147,15 @@ def test_skopeo_reads_it_as_oci_archive_with_same_digests(workdir):
 def test_podman_load_yields_the_same_image(workdir):
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed")
-    store = ["podman", "--root", str(workdir / "root"), "--runroot", str(workdir / "run"),
-             "--storage-driver", "vfs"]
+    store = [
+        "podman",
+        "--root",
+        str(workdir / "root"),
+        "--runroot",
+        str(workdir / "run"),
+        "--storage-driver",
+        "vfs",
+    ]
     loaded = run([*store, "load", "-q", "-i", str(HELLO.resolve())])
     assert loaded.returncode == 0, loaded.stderr
     inspected = json.loads(run([*store, "image", "inspect", "localhost/oci2bin-hello:latest"]).stdout)

@@ -1,5 +1,6 @@
 """The rig's images are valid images: real consumers (skopeo, podman, python tarfile) accept them, and each one
 holds what its recipe promises. Root only (builds use mmdebstrap's root mode)."""
+
 import json
 import os
 import shutil
@@ -69,6 +70,7 @@ def test_index2_oci_archive_keeps_both_platforms():
 
 # ------------------------------------------------------------------------------------------ podman
 
+
 @pytest.fixture(scope="module")
 def podman():
     """podman (root) with a throwaway store and the config these VMs need (runc, ulimits, no network)."""
@@ -77,22 +79,38 @@ def podman():
     runroot = images.podman_runroot("pm")
     with images.scratch_dir(images.cache_root() / "work" / f"podman-{os.getpid()}") as d:
         conf = d / "containers.conf"
-        conf.write_text(textwrap.dedent("""\
+        conf.write_text(
+            textwrap.dedent("""\
             [containers]
             netns = "none"
             default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
             [engine]
             runtime = "runc"
-            """))
+            """)
+        )
         env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        base = ["podman", "--root", str(d / "root"), "--runroot", str(runroot), "--storage-driver", "vfs",
-                "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        base = [
+            "podman",
+            "--root",
+            str(d / "root"),
+            "--runroot",
+            str(runroot),
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]
 
         def run(*args, check=True):
             p = subprocess.run(base + list(args), capture_output=True, text=True, env=env, check=False)
             if check and p.returncode:
-                raise AssertionError(f"podman {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-600:]}")
+                raise AssertionError(
+                    f"podman {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-600:]}"
+                )
             return p.stdout + p.stderr
+
         try:
             yield run
         finally:
@@ -104,18 +122,21 @@ def podman():
 IMG = "{image}"
 
 
-@pytest.mark.parametrize("name,args,want", [
-    ("busybox", [IMG, "echo", "hi from busybox"], "hi from busybox"),
-    ("scratch", [IMG], "hello from scratch"),
-    ("multilayer", [IMG], "hello v2 hi world"),
-    ("busybox-zstd", [IMG, "echo", "zstd ok"], "zstd ok"),
-    ("busybox-httpd", ["--entrypoint", "id", IMG], "uid=65534"),
-    ("redis", ["--entrypoint", "redis-server", IMG, "--version"], "Redis server v=7"),
-    ("postgres", ["--entrypoint", "postgres", IMG, "--version"], "PostgreSQL) 15"),
-    ("nginx", ["--entrypoint", "nginx", IMG, "-v"], "nginx/1.22"),
-    ("memcached", ["--entrypoint", "memcached", IMG, "--version"], "memcached 1.6"),
-    ("apache2", ["--entrypoint", "apache2", IMG, "-v"], "Apache/2.4"),
-])
+@pytest.mark.parametrize(
+    "name,args,want",
+    [
+        ("busybox", [IMG, "echo", "hi from busybox"], "hi from busybox"),
+        ("scratch", [IMG], "hello from scratch"),
+        ("multilayer", [IMG], "hello v2 hi world"),
+        ("busybox-zstd", [IMG, "echo", "zstd ok"], "zstd ok"),
+        ("busybox-httpd", ["--entrypoint", "id", IMG], "uid=65534"),
+        ("redis", ["--entrypoint", "redis-server", IMG, "--version"], "Redis server v=7"),
+        ("postgres", ["--entrypoint", "postgres", IMG, "--version"], "PostgreSQL) 15"),
+        ("nginx", ["--entrypoint", "nginx", IMG, "-v"], "nginx/1.22"),
+        ("memcached", ["--entrypoint", "memcached", IMG, "--version"], "memcached 1.6"),
+        ("apache2", ["--entrypoint", "apache2", IMG, "-v"], "Apache/2.4"),
+    ],
+)
 def test_podman_loads_and_runs(podman, name, args, want):
     image = f"localhost/{images.canonical(name)}:latest"
     if images.SPECS[images.canonical(name)].docker_archive_ok:
@@ -130,6 +151,7 @@ def test_podman_loads_and_runs(podman, name, args, want):
 
 
 # ------------------------------------------------------------------------------------ per-image facts
+
 
 def layer_members(name, platform=None):
     out = []
@@ -151,7 +173,7 @@ def read(name, path, platform=None):
 
 
 def test_busybox_applets_are_hard_links():
-    (media, members, _), = layer_members("busybox")
+    ((media, members, _),) = layer_members("busybox")
     assert media == "application/vnd.oci.image.layer.v1.tar+gzip"
     links = [m for m in members.values() if m.islnk()]
     assert len(links) > 200
@@ -163,7 +185,7 @@ def test_busybox_applets_are_hard_links():
 
 
 def test_scratch_has_only_the_binary():
-    (_, members, _), = layer_members("scratch")
+    ((_, members, _),) = layer_members("scratch")
     assert list(members) == ["busybox"]
     assert images.config("scratch")["config"]["User"] == "1000:1000"
 
@@ -179,15 +201,18 @@ def test_v2s2_is_the_busybox_image_with_docker_media_types():
     assert idx["manifests"][0]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     with pytest.raises(images.RigError, match="skopeo 1.9.3 cannot read"):
         images.docker_archive("v2s2")
-    assert [d["digest"] for d in images.manifest("v2s2")["layers"]] == \
-        [d["digest"] for d in images.manifest("busybox")["layers"]]
+    assert [d["digest"] for d in images.manifest("v2s2")["layers"]] == [
+        d["digest"] for d in images.manifest("busybox")["layers"]
+    ]
 
 
 def test_v2s2_uses_docker_media_types():
     m = images.manifest("v2s2")
     assert m["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert m["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
-    assert {layer["mediaType"] for layer in m["layers"]} == {"application/vnd.docker.image.rootfs.diff.tar.gzip"}
+    assert {layer["mediaType"] for layer in m["layers"]} == {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    }
 
 
 def test_index2_arm64_entry_is_real_aarch64():
@@ -214,41 +239,52 @@ def test_index2_arm64_entry_is_real_aarch64():
 
 def _passwd(name):
     _, data = read(name, "etc/passwd")
-    return {ln.split(":")[0]: (int(ln.split(":")[2]), int(ln.split(":")[3]))
-            for ln in data.decode().splitlines() if ln}
+    return {
+        ln.split(":")[0]: (int(ln.split(":")[2]), int(ln.split(":")[3]))
+        for ln in data.decode().splitlines()
+        if ln
+    }
 
 
-@pytest.mark.parametrize("name,user,owned,mode", [
-    ("redis", "redis", "etc/redis/redis.conf", 0o640),
-    ("redis", "redis", "data", 0o755),
-    ("postgres", "postgres", "var/lib/postgresql/data", 0o700),
-    ("postgres", "postgres", "run/postgresql", 0o3777),
-    ("memcached", None, None, None),
-    ("nginx", None, None, None),
-    ("apache2", None, None, None),
-])
+@pytest.mark.parametrize(
+    "name,user,owned,mode",
+    [
+        ("redis", "redis", "etc/redis/redis.conf", 0o640),
+        ("redis", "redis", "data", 0o755),
+        ("postgres", "postgres", "var/lib/postgresql/data", 0o700),
+        ("postgres", "postgres", "run/postgresql", 0o3777),
+        ("memcached", None, None, None),
+        ("nginx", None, None, None),
+        ("apache2", None, None, None),
+    ],
+)
 def test_debian_image_owners_and_hygiene(name, user, owned, mode):
-    (_, members, _), = layer_members(name)
+    ((_, members, _),) = layer_members(name)
     if owned:
         uid, gid = _passwd(name)[user]
         m = members[owned]
         assert (m.uid, m.gid, m.mode) == (uid, gid, mode), (owned, m.uid, m.gid, oct(m.mode))
         assert uid != 0
-    assert not [n for n, m in members.items() if m.ischr() or m.isblk() or m.isfifo()], "device nodes in image"
+    assert not [
+        n for n, m in members.items() if m.ischr() or m.isblk() or m.isfifo()
+    ], "device nodes in image"
     for junk in ("etc/hostname", "etc/resolv.conf", "var/cache/ldconfig/aux-cache"):
         assert junk not in members
     assert not [n for n in members if n.startswith("usr/share/man/") and members[n].isfile()]
     assert "dev" in members and not [n for n in members if n.startswith("dev/")]
 
 
-@pytest.mark.parametrize("name,user,ports,volumes", [
-    ("redis", "redis", ["6379/tcp"], ["/data"]),
-    ("postgres", "postgres", ["5432/tcp"], ["/var/lib/postgresql/data"]),
-    ("memcached", "memcache", ["11211/tcp"], []),
-    ("nginx", "", ["80/tcp"], []),
-    ("apache2", "", ["80/tcp"], []),
-    ("busybox-httpd", "65534:65534", ["8080/tcp"], []),
-])
+@pytest.mark.parametrize(
+    "name,user,ports,volumes",
+    [
+        ("redis", "redis", ["6379/tcp"], ["/data"]),
+        ("postgres", "postgres", ["5432/tcp"], ["/var/lib/postgresql/data"]),
+        ("memcached", "memcache", ["11211/tcp"], []),
+        ("nginx", "", ["80/tcp"], []),
+        ("apache2", "", ["80/tcp"], []),
+        ("busybox-httpd", "65534:65534", ["8080/tcp"], []),
+    ],
+)
 def test_service_configs(name, user, ports, volumes):
     c = images.config(name)["config"]
     assert c.get("User", "") == user
@@ -264,17 +300,25 @@ def test_service_configs(name, user, ports, volumes):
 
 # ------------------------------------------------------------------------------------ the cache itself
 
+
 def test_builds_are_reproducible_and_cached(tmp_path):
     """A fresh cache rebuilds byte-identical images; a second build() is a cache hit; parallel builders
     of one image build it once."""
     cache = images.cache_root() / "work" / f"repro-{os.getpid()}"
     env = {**os.environ, "OCI2BIN_RIG_CACHE": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
-    code = ("import sys; from tests.rig import images; "
-            "print(images.build(sys.argv[1]))")
+    code = "import sys; from tests.rig import images; " "print(images.build(sys.argv[1]))"
     try:
-        procs = [subprocess.Popen([sys.executable, "-c", code, "multilayer"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, cwd=str(Path(images.RECIPES).parents[2]))
-                 for _ in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, "multilayer"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=str(Path(images.RECIPES).parents[2]),
+            )
+            for _ in range(3)
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         assert all(p.returncode == 0 for p in procs), outs
         assert len({o.strip() for o, _ in outs}) == 1
@@ -283,8 +327,9 @@ def test_builds_are_reproducible_and_cached(tmp_path):
         assert any("waiting for another process" in e for _, e in outs)
         fresh = Path(outs[0][0].strip())
         assert (fresh / "index.json").read_bytes() == (images.build("multilayer") / "index.json").read_bytes()
-        assert sorted(p.name for p in (fresh / "blobs/sha256").iterdir()) == \
-            sorted(p.name for p in (images.build("multilayer") / "blobs/sha256").iterdir())
+        assert sorted(p.name for p in (fresh / "blobs/sha256").iterdir()) == sorted(
+            p.name for p in (images.build("multilayer") / "blobs/sha256").iterdir()
+        )
         assert not list((cache / "work").iterdir())  # work dirs removed
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -301,7 +346,8 @@ def test_missing_tool_is_named(monkeypatch, tmp_path):
 def test_mirrors_come_from_apt_config(tmp_path):
     d = tmp_path / "etc/apt/sources.list.d"
     d.mkdir(parents=True)
-    (d / "a.sources").write_text(textwrap.dedent("""\
+    (d / "a.sources").write_text(
+        textwrap.dedent("""\
         Types: deb deb-src
         URIs: file:///srv/mirror/debian
         Suites: bookworm bookworm-updates
@@ -318,10 +364,12 @@ def test_mirrors_come_from_apt_config(tmp_path):
         URIs: file:///srv/mirror/disabled
         Suites: bookworm
         Components: main
-        """))
+        """)
+    )
     (tmp_path / "etc/apt/sources.list").write_text(
         "# comment\ndeb [arch=amd64] file:///srv/mirror/security bookworm-security main\n"
-        "deb-src file:///srv/mirror/debian bookworm main\n")
+        "deb-src file:///srv/mirror/debian bookworm main\n"
+    )
     assert images.apt_mirrors(root=str(tmp_path)) == [
         "deb file:///srv/mirror/debian bookworm main contrib",
         "deb file:///srv/mirror/debian bookworm-updates main contrib",

@@ -1,5 +1,6 @@
 """The multilayer image really holds every whiteout / hard-link / mode / owner case (read with python tarfile),
 and a reference merge of its layers (the oracle loader tests can use) agrees with a real runtime (podman)."""
+
 import itertools
 import os
 import posixpath
@@ -61,8 +62,15 @@ def test_every_case_is_present():
     assert {(m.uid, m.gid) for m in l2.values()} >= {(1000, 1000), (1, 1), (0, 42), (0, 8)}
     assert len(ML.LONG_NAME) > 100 and ML.LONG_NAME in l2 and ML.UNICODE_NAME in l2
     # L3: whiteouts of a file, a lower-layer hard link, a dir, a symlink; an opaque dir with new content
-    for wh in ("etc/.wh.motd", "bin/.wh.vi", "app/data/.wh.b.txt", "srv/.wh.olddir", "app/.wh.dangling",
-               "opt/cfg/.wh..wh..opq", "app/data/.wh.never-existed"):
+    for wh in (
+        "etc/.wh.motd",
+        "bin/.wh.vi",
+        "app/data/.wh.b.txt",
+        "srv/.wh.olddir",
+        "app/.wh.dangling",
+        "opt/cfg/.wh..wh..opq",
+        "app/data/.wh.never-existed",
+    ):
         assert l3[wh].isfile() and l3[wh].size == 0, wh
     assert "opt/cfg/three.conf" in l3
     assert l2["srv/olddir"].isdir()
@@ -75,10 +83,12 @@ def test_every_case_is_present():
     # every layer tar ends with the two zero blocks
     for blob, _ in images.layer_blobs("multilayer"):
         import gzip
+
         assert gzip.decompress(blob.read_bytes())[-1024:] == b"\0" * 1024
 
 
 # ----------------------------------------------------------------------------------- reference merge
+
 
 def merge(layer_list):
     """Apply layers like an overlay snapshotter would: path -> [kind, mode, uid, gid, data-or-link, inode]."""
@@ -139,21 +149,32 @@ def test_podman_agrees_with_the_reference_merge():
         pytest.fail("podman missing: run tests/rig/install-deps.sh")
     scratch = images.scratch_dir(images.cache_root() / "work" / f"ml-podman-{os.getpid()}")
     d = scratch.__enter__()
-    (d / "containers.conf").write_text(textwrap.dedent("""\
+    (d / "containers.conf").write_text(
+        textwrap.dedent("""\
         [containers]
         netns = "none"
         [engine]
         runtime = "runc"
-        """))
+        """)
+    )
     env = {**os.environ, "CONTAINERS_CONF": str(d / "containers.conf")}
+
     def podman(*args, text=False):
         p = subprocess.run(base + list(args), capture_output=True, text=text, env=env)
         assert p.returncode == 0, f"podman {args[0]}: exit {p.returncode}: {p.stderr[-800:]}"
         return p.stdout
 
-    base = ["podman", "--root", str(d / "root"), "--runroot", str(images.podman_runroot("ml")),
-            "--storage-driver", "vfs",
-            "--events-backend", "none"]
+    base = [
+        "podman",
+        "--root",
+        str(d / "root"),
+        "--runroot",
+        str(images.podman_runroot("ml")),
+        "--storage-driver",
+        "vfs",
+        "--events-backend",
+        "none",
+    ]
     try:
         podman("load", "-q", "-i", str(images.docker_archive("multilayer")))
         cid = podman("create", "localhost/multilayer:latest", text=True).strip()
@@ -168,9 +189,14 @@ def test_podman_agrees_with_the_reference_merge():
                     continue
                 kind = "d" if m.isdir() else "f" if m.isfile() else "l" if m.issym() else "?"
                 ino[name] = len(ino) + 1
-                got[name] = [kind, m.mode & 0o7777, m.uid, m.gid,
-                             t.extractfile(m).read() if m.isfile() else m.linkname if m.issym() else None,
-                             ino[name]]
+                got[name] = [
+                    kind,
+                    m.mode & 0o7777,
+                    m.uid,
+                    m.gid,
+                    t.extractfile(m).read() if m.isfile() else m.linkname if m.issym() else None,
+                    ino[name],
+                ]
     finally:
         subprocess.run(base + ["rm", "-a", "-f"], capture_output=True, env=env)
         subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True, env=env)

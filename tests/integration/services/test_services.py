@@ -6,6 +6,7 @@ root (to build the rig images and to switch to `tester`), the clients from tests
 Every test uses its own port, its own loader cache dir and its own run dir under $OCI2BIN_TEST_DIR
 (default /var/lib/oci2bin-test); OCI2BIN_TEST_KEEP=1 keeps the run dir for post-mortems.
 """
+
 import importlib.util
 import os
 import pwd
@@ -31,10 +32,13 @@ STOP_TIMEOUT = 30.0
 CLI_ENV_SRC = REPO / "src" / "python"
 PANTS_LOADER = Path("loader/loader-x86_64")  # where `pants test` puts //src/c/loader:loader-x86_64
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="service smoke tests run as root (and switch to tester)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="service smoke tests run as root (and switch to tester)"
+)
 
 
 # ------------------------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="session")
 def loader() -> Path:
@@ -42,8 +46,10 @@ def loader() -> Path:
     if not val and PANTS_LOADER.is_file():  # under `pants test`: the BUILD's runtime_package_dependencies
         val = str(PANTS_LOADER)
     if not val:
-        reason = ("OCI2BIN_TEST_LOADER is not set (path of a built loader ELF, e.g. from "
-                  "`pants package src/c/loader:loader-x86_64`)")
+        reason = (
+            "OCI2BIN_TEST_LOADER is not set (path of a built loader ELF, e.g. from "
+            "`pants package src/c/loader:loader-x86_64`)"
+        )
         print(f"SKIP services: {reason}", file=sys.stderr)
         pytest.skip(reason)
     p = Path(val).resolve()
@@ -58,8 +64,13 @@ def cli() -> list[str]:
         reason = "the oci2bin CLI (src/python/oci2bin/cli) does not exist yet"
         print(f"SKIP services: {reason}", file=sys.stderr)
         pytest.skip(reason)
-    p = subprocess.run([sys.executable, "-m", "oci2bin", "assemble", "--help"], capture_output=True, text=True,
-                       env=cli_env(), check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "oci2bin", "assemble", "--help"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=False,
+    )
     if p.returncode != 0:
         reason = f"`python -m oci2bin assemble` is not available yet: {p.stderr.strip()[-300:]}"
         print(f"SKIP services: {reason}", file=sys.stderr)
@@ -108,14 +119,32 @@ def polyglot(loader, cli, rundir):
         out = rundir / f"{name}.bin"
         env = cli_env()
         t0 = time.monotonic()
-        p = subprocess.run(cli + ["assemble", "--loader", str(loader), "--image", f"oci:{layout}:latest",
-                                  "--output", str(out), "--ref", f"localhost/{name}:latest"],
-                           capture_output=True, text=True, env=env, cwd=str(REPO))
+        p = subprocess.run(
+            cli
+            + [
+                "assemble",
+                "--loader",
+                str(loader),
+                "--image",
+                f"oci:{layout}:latest",
+                "--output",
+                str(out),
+                "--ref",
+                f"localhost/{name}:latest",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(REPO),
+        )
         assert p.returncode == 0, f"oci2bin assemble {name} failed:\n{p.stdout}\n{p.stderr}"
         out.chmod(0o755)
-        print(f"assembled {name} in {time.monotonic() - t0:.1f} s ({out.stat().st_size} bytes)", file=sys.stderr)
+        print(
+            f"assembled {name} in {time.monotonic() - t0:.1f} s ({out.stat().st_size} bytes)", file=sys.stderr
+        )
         _built[name] = out
         return out
+
     return make
 
 
@@ -140,12 +169,13 @@ def sh(*cmd: str, timeout: float = 20, input: str = None) -> str:
 
 # ------------------------------------------------------------------------------------------- services
 
+
 @dataclass
 class Service:
     name: str
-    argv: Callable[[int], list[str]]     # loader flags + command (replaces Cmd), given the port
-    ready: Callable[[int], None]         # raises until the service answers
-    check: Callable[[int], None]         # real behaviour, with a real client
+    argv: Callable[[int], list[str]]  # loader flags + command (replaces Cmd), given the port
+    ready: Callable[[int], None]  # raises until the service answers
+    check: Callable[[int], None]  # real behaviour, with a real client
     env: dict[str, str] = field(default_factory=dict)
     # PID 1 of a PID namespace ignores signals it has no handler for: busybox httpd, like under `docker stop`,
     # survives SIGTERM and is killed (here: the loader gets SIGKILL, which must take the container with it)
@@ -174,6 +204,7 @@ def _http_check(want: str):
         assert want in body, body
         missing = sh("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/nope")
         assert missing == "404"
+
     return check
 
 
@@ -186,11 +217,30 @@ def _pg_ready(port):
 
 
 def _pg_check(port):
-    psql = ["psql", "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1"]
+    psql = [
+        "psql",
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ]
     assert sh(*psql, "-c", "SELECT 1").strip() == "1"
-    out = sh(*psql, "-c", "CREATE TABLE t (id int primary key, v text); "
-                          "INSERT INTO t VALUES (1, 'one'), (2, 'two'); SELECT v FROM t ORDER BY id")
-    assert out.split() == ["CREATE", "TABLE", "INSERT", "0", "2", "one", "two"] or out.split()[-2:] == ["one", "two"]
+    out = sh(
+        *psql,
+        "-c",
+        "CREATE TABLE t (id int primary key, v text); "
+        "INSERT INTO t VALUES (1, 'one'), (2, 'two'); SELECT v FROM t ORDER BY id",
+    )
+    assert out.split() == ["CREATE", "TABLE", "INSERT", "0", "2", "one", "two"] or out.split()[-2:] == [
+        "one",
+        "two",
+    ]
     assert sh(*psql, "-c", "SHOW server_version").startswith("15.")
     assert sh(*psql, "-c", "SELECT current_user").strip() == "postgres"
 
@@ -205,8 +255,10 @@ def _mc_check(port):
     src.mkdir(parents=True, exist_ok=True)
     try:
         (src / "rigkey").write_text("hello memcached\n")
-        sh("memccp", servers, str(src / "rigkey"))        # set (key = file name)
-        assert sh("memccat", servers, "rigkey").rstrip("\n") == "hello memcached"  # get (memccat adds a newline)
+        sh("memccp", servers, str(src / "rigkey"))  # set (key = file name)
+        assert (
+            sh("memccat", servers, "rigkey").rstrip("\n") == "hello memcached"
+        )  # get (memccat adds a newline)
         sh("memcexist", servers, "rigkey")
         stats = sh("memcstat", servers)
         assert "cmd_set: 1" in stats.replace("\t", " ") or "cmd_set" in stats
@@ -215,17 +267,29 @@ def _mc_check(port):
 
 
 SERVICES = {
-    "redis": Service("redis", lambda p: ["--", "redis-server", "/etc/redis/redis.conf", "--port", str(p)],
-                     _redis_ready, _redis_check),
-    "nginx": Service("nginx", lambda p: ["-e", f"NGINX_PORT={p}"], _http_ready,
-                     _http_check("hello from rig nginx")),
-    "apache2": Service("apache2", lambda p: ["-e", f"APACHE_PORT={p}"], _http_ready,
-                       _http_check("hello from rig apache2")),
+    "redis": Service(
+        "redis",
+        lambda p: ["--", "redis-server", "/etc/redis/redis.conf", "--port", str(p)],
+        _redis_ready,
+        _redis_check,
+    ),
+    "nginx": Service(
+        "nginx", lambda p: ["-e", f"NGINX_PORT={p}"], _http_ready, _http_check("hello from rig nginx")
+    ),
+    "apache2": Service(
+        "apache2", lambda p: ["-e", f"APACHE_PORT={p}"], _http_ready, _http_check("hello from rig apache2")
+    ),
     "postgres": Service("postgres", lambda p: ["--", "postgres", "-p", str(p)], _pg_ready, _pg_check),
-    "memcached": Service("memcached", lambda p: ["--", "-p", str(p), "-l", "127.0.0.1", "-U", "0"],
-                         _mc_ready, _mc_check),
-    "busybox-httpd": Service("busybox-httpd", lambda p: ["--", "-p", f"127.0.0.1:{p}"], _http_ready,
-                             _http_check("hello from busybox httpd"), ignores_sigterm=True),
+    "memcached": Service(
+        "memcached", lambda p: ["--", "-p", str(p), "-l", "127.0.0.1", "-U", "0"], _mc_ready, _mc_check
+    ),
+    "busybox-httpd": Service(
+        "busybox-httpd",
+        lambda p: ["--", "-p", f"127.0.0.1:{p}"],
+        _http_ready,
+        _http_check("hello from busybox httpd"),
+        ignores_sigterm=True,
+    ),
 }
 
 
@@ -253,8 +317,12 @@ def test_service(name, as_user, polyglot, rundir, tester):
     run.mkdir(mode=0o755)
     cache = run / "cache"
     cache.mkdir(mode=0o700)
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-           "OCI2BIN_CACHE_DIR": str(cache), **svc.env}
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "OCI2BIN_CACHE_DIR": str(cache),
+        **svc.env,
+    }
     # The loader's /tmp is a fresh dir of ours (bind-mounted at /tmp in a private mount namespace), so "nothing
     # left in /tmp" is exact even with other tests running. unshare, sh -c exec and setpriv all exec in place:
     # proc.pid is the loader's pid and the SIGTERM below reaches the loader itself, not a wrapper.
@@ -270,11 +338,32 @@ def test_service(name, as_user, polyglot, rundir, tester):
         os.chown(run / "output.log", tester.pw_uid, tester.pw_gid)  # like a container's own stdout
         env.update(HOME=tester.pw_dir, USER=TESTER, LOGNAME=TESTER)
         user = ["setpriv", f"--reuid={tester.pw_uid}", f"--regid={tester.pw_gid}", "--init-groups", "--"]
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-           'mount --bind "$0" /tmp && exec "$@"', str(tmp)] + user + [str(binary)] + svc.argv(port)
+    cmd = (
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            'mount --bind "$0" /tmp && exec "$@"',
+            str(tmp),
+        ]
+        + user
+        + [str(binary)]
+        + svc.argv(port)
+    )
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=str(run), start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(run),
+        start_new_session=True,
+    )
 
     def output() -> str:
         log.flush()
@@ -284,7 +373,9 @@ def test_service(name, as_user, polyglot, rundir, tester):
         err = None
         while time.monotonic() - t0 < READY_TIMEOUT:
             if proc.poll() is not None:
-                pytest.fail(f"{name} ({as_user}) exited with {proc.returncode} before it was ready:\n{output()}")
+                pytest.fail(
+                    f"{name} ({as_user}) exited with {proc.returncode} before it was ready:\n{output()}"
+                )
             try:
                 svc.ready(port)
                 break
@@ -316,7 +407,9 @@ def test_service(name, as_user, polyglot, rundir, tester):
             try:
                 rc = proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"{name} ({as_user}) still running {STOP_TIMEOUT:.0f} s after SIGTERM:\n{output()}")
+                pytest.fail(
+                    f"{name} ({as_user}) still running {STOP_TIMEOUT:.0f} s after SIGTERM:\n{output()}"
+                )
             assert rc == 0, f"{name} ({as_user}) exit status {rc} after SIGTERM:\n{output()}"
         deadline = time.monotonic() + 5
         while _session_pids(proc.pid) and time.monotonic() < deadline:

@@ -17,6 +17,7 @@ Cases covered (layer: case):
       bin/busybox of L1); symlink replaced by another symlink; file replaced by a directory; directory replaced by
       a file; a file whose parent directories have no entries in any layer
 """
+
 import io
 import os
 import sys
@@ -146,10 +147,24 @@ EXPECTED = {
 # Same inode in the merged tree (hard-link groups that must survive extraction).
 SAME_INODE = [("app/bb", "bin/busybox", "bin/sh", "bin/ls"), ("app/bin/hello-link",)]
 ABSENT = [
-    "app/dangling", "app/data/b.txt", "app/data/.wh.b.txt", "app/data/never-existed", "app/lib/lib.txt",
-    "bin/vi", "bin/.wh.vi", "etc/.wh.motd", "opt/cfg/one.conf", "opt/cfg/two.conf", "opt/cfg/sub",
-    "opt/cfg/.wh..wh..opq", "srv/olddir/x", "srv/olddir/y", "srv/olddir/sub", "srv/.wh.olddir",
-    "usr/local/bin/setgid-tool", "usr/local/bin/.wh.setgid-tool",
+    "app/dangling",
+    "app/data/b.txt",
+    "app/data/.wh.b.txt",
+    "app/data/never-existed",
+    "app/lib/lib.txt",
+    "bin/vi",
+    "bin/.wh.vi",
+    "etc/.wh.motd",
+    "opt/cfg/one.conf",
+    "opt/cfg/two.conf",
+    "opt/cfg/sub",
+    "opt/cfg/.wh..wh..opq",
+    "srv/olddir/x",
+    "srv/olddir/y",
+    "srv/olddir/sub",
+    "srv/.wh.olddir",
+    "usr/local/bin/setgid-tool",
+    "usr/local/bin/.wh.setgid-tool",
 ]
 
 

@@ -29,13 +29,9 @@ def parser() -> Parser:
         metavar="DIR",
         help="OCI layout directory to create",
     )
-    p.add_argument(
-        "--platform", help="platform to select from an image index, OS/ARCH[/VARIANT]"
-    )
+    p.add_argument("--platform", help="platform to select from an image index, OS/ARCH[/VARIANT]")
     p.add_argument("--arch", help="shorthand for --platform linux/ARCH")
-    p.add_argument(
-        "--insecure-registry", action="append", default=[], metavar="HOST[:PORT]"
-    )
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
@@ -49,9 +45,7 @@ def run(argv: list[str]) -> int:
             "append @sha256:<digest> (builds never use floating tags); `skopeo inspect` shows it",
         )
     if os.path.exists(args.output) and os.listdir(args.output):
-        raise UserError(
-            f"{args.output} already exists", "remove it or choose another --output"
-        )
+        raise UserError(f"{args.output} already exists", "remove it or choose another --output")
     from oci2bin.image import remote
 
     platform = platform_for(args.arch, args.platform)

@@ -38,13 +38,9 @@ def parser() -> Parser:
         metavar="DIR",
         help="OCI layout directory to create",
     )
-    p.add_argument(
-        "--platform", help="platform to select from an image index, OS/ARCH[/VARIANT]"
-    )
+    p.add_argument("--platform", help="platform to select from an image index, OS/ARCH[/VARIANT]")
     p.add_argument("--arch", help="shorthand for --platform linux/ARCH")
-    p.add_argument(
-        "--tag", default="latest", help="tag recorded in index.json (default latest)"
-    )
+    p.add_argument("--tag", default="latest", help="tag recorded in index.json (default latest)")
     add_config_arguments(p)
     transforms.add_arguments(p)
     return p
@@ -62,9 +58,7 @@ def run(argv: list[str]) -> int:
     platform = platform_for(args.arch, args.platform)
     with contextlib.ExitStack() as stack:
         image = load_image(parse_source(args.image), stack, platform)
-        workdir = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="oci2bin-", dir=parent)
-        )
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=parent))
         image = transforms.apply(image, args, stack, workdir, platform)
         image = apply_config(image, changes)
         write_layout(image, out, args.tag)

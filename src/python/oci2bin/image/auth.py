@@ -115,9 +115,7 @@ def _key_registry(key: str) -> str:
 
 def helper_server_url(registry: str) -> str:
     """What a credential helper is asked for: docker's legacy URL for Docker Hub, else the host."""
-    return (
-        DOCKER_HUB_AUTH_KEY if normalize_registry(registry) == DOCKER_HUB else registry
-    )
+    return DOCKER_HUB_AUTH_KEY if normalize_registry(registry) == DOCKER_HUB else registry
 
 
 def run_helper(helper: str, registry: str) -> Credentials | None:
@@ -150,9 +148,7 @@ def run_helper(helper: str, registry: str) -> Credentials | None:
         data = json.loads(out)
         user, secret = data.get("Username", ""), data.get("Secret", "")
     except (ValueError, AttributeError):
-        raise CredentialHelperError(
-            f"credential helper {prog} printed invalid JSON"
-        ) from None
+        raise CredentialHelperError(f"credential helper {prog} printed invalid JSON") from None
     if not user and not secret:
         return None
     if user == "<token>":
@@ -171,18 +167,14 @@ def _from_auth_entry(entry: dict, source: str) -> Credentials | None:
             raise AuthError(f"invalid base64 'auth' entry in {source}") from None
         user, sep, pw = raw.partition(":")
         if not sep:
-            raise AuthError(
-                f"invalid 'auth' entry in {source}: no ':' in decoded value"
-            )
+            raise AuthError(f"invalid 'auth' entry in {source}: no ':' in decoded value")
     token = entry.get("identitytoken", "")
     if not (user or pw or token):
         return None
     return Credentials(username=user, password=pw, identity_token=token, source=source)
 
 
-def _lookup_in_config(
-    cfg: dict, registry: str, source: str
-) -> tuple[bool, Credentials | None]:
+def _lookup_in_config(cfg: dict, registry: str, source: str) -> tuple[bool, Credentials | None]:
     """(found, credentials) - ``found`` stops the search over further files."""
     want = normalize_registry(registry)
     helpers = cfg.get("credHelpers") or {}
@@ -224,9 +216,7 @@ def find_credentials(registry: str) -> Credentials | None:
 
 # ---------------------------------------------------------------------------------------------- challenges
 
-_PARAM = re.compile(
-    r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?'
-)
+_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
 
 
 @dataclass
@@ -253,9 +243,7 @@ def parse_www_authenticate(value: str) -> list[Challenge]:
             # a following "Scheme param=" would also match as "param"; stop when a bare token appears
             name = pm.group(1)
             val = pm.group(2) if pm.group(2) is not None else pm.group(3)
-            params[name.lower()] = (
-                re.sub(r"\\(.)", r"\1", val) if pm.group(2) is not None else val
-            )
+            params[name.lower()] = re.sub(r"\\(.)", r"\1", val) if pm.group(2) is not None else val
             s = s[pm.end() :]
         out.append(Challenge(scheme, params))
         s = s.lstrip(", ")
@@ -320,9 +308,7 @@ class Authenticator:
             return "Bearer " + tok.value
         return None
 
-    def on_challenge(
-        self, www_authenticate: str | None, scope: str, *, sent: str | None
-    ) -> bool:
+    def on_challenge(self, www_authenticate: str | None, scope: str, *, sent: str | None) -> bool:
         """Handle a 401. Returns True when the request should be retried with ``header(scope)``."""
         challenges = parse_www_authenticate(www_authenticate or "")
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
@@ -396,18 +382,14 @@ class Authenticator:
                 if e.code in (429, 500, 502, 503, 504) and attempt < TOKEN_ATTEMPTS:
                     time.sleep(TOKEN_BACKOFF * 2 ** (attempt - 1))
                     continue
-                raise TokenError(
-                    f"token server {realm} answered HTTP {e.code}", status=e.code
-                ) from None
+                raise TokenError(f"token server {realm} answered HTTP {e.code}", status=e.code) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", e)
                 refused = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
                 if not refused and attempt < TOKEN_ATTEMPTS:
                     time.sleep(TOKEN_BACKOFF * 2 ** (attempt - 1))
                     continue
-                raise TokenError(
-                    f"cannot reach token server {realm}: {reason}"
-                ) from None
+                raise TokenError(f"cannot reach token server {realm}: {reason}") from None
         try:
             data = json.loads(body)
             value = data.get("token") or data.get("access_token")
@@ -427,7 +409,5 @@ class Authenticator:
         if self._opener is not None:
             return self._opener(req, timeout=TOKEN_TIMEOUT)
         if req.full_url.startswith("https:") and self._ssl_context is not None:
-            return urllib.request.urlopen(
-                req, timeout=TOKEN_TIMEOUT, context=self._ssl_context
-            )
+            return urllib.request.urlopen(req, timeout=TOKEN_TIMEOUT, context=self._ssl_context)
         return urllib.request.urlopen(req, timeout=TOKEN_TIMEOUT)

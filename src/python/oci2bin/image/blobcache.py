@@ -37,9 +37,7 @@ def default_root() -> str:
     env = os.environ.get("OCI2BIN_BLOB_CACHE")
     if env:
         return env
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "oci2bin", "blobs")
 
 
@@ -62,9 +60,7 @@ class BlobWriter:
         self.size = size
         self.algo, self.hex = split_digest(digest)
         d = cache._dir(self.algo)
-        fd, self.tmp_path = tempfile.mkstemp(
-            prefix=TMP_PREFIX + self.hex[:16] + "-", dir=d
-        )
+        fd, self.tmp_path = tempfile.mkstemp(prefix=TMP_PREFIX + self.hex[:16] + "-", dir=d)
         self._f: BinaryIO | None = os.fdopen(fd, "wb")
         self._h = hashlib.new(self.algo)
         self.written = 0

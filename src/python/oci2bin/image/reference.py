@@ -32,9 +32,7 @@ _HUB_ALIASES = {
 # distribution/reference grammar
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 _TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
-_DIGEST = re.compile(
-    r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})\Z"
-)
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})\Z")
 _DOMAIN_LABEL = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\Z")
 _MAX_NAME = 255
 
@@ -151,9 +149,7 @@ def parse(ref: str) -> Reference:
     if "@" in rest:
         rest, digest = rest.split("@", 1)
         if not _DIGEST.match(digest):
-            raise InvalidReference(
-                f"invalid digest {digest!r} in image reference {ref!r}"
-            )
+            raise InvalidReference(f"invalid digest {digest!r} in image reference {ref!r}")
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")
@@ -165,13 +161,9 @@ def parse(ref: str) -> Reference:
         raise InvalidReference(f"invalid image reference {ref!r}: empty name")
 
     first, _, remainder = rest.partition("/")
-    if remainder and (
-        "." in first or ":" in first or first == "localhost" or first.startswith("[")
-    ):
+    if remainder and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         if not _valid_registry(first):
-            raise InvalidReference(
-                f"invalid registry {first!r} in image reference {ref!r}"
-            )
+            raise InvalidReference(f"invalid registry {first!r} in image reference {ref!r}")
         registry, repository = normalize_registry(first), remainder
     else:
         registry, repository = DOCKER_HUB, rest
@@ -182,12 +174,8 @@ def parse(ref: str) -> Reference:
         raise InvalidReference(f"image name too long in {ref!r}")
     for comp in repository.split("/"):
         if not _COMPONENT.match(comp):
-            hint = (
-                " (repository names must be lowercase)" if comp.lower() != comp else ""
-            )
-            raise InvalidReference(
-                f"invalid repository name {repository!r} in image reference {ref!r}{hint}"
-            )
+            hint = " (repository names must be lowercase)" if comp.lower() != comp else ""
+            raise InvalidReference(f"invalid repository name {repository!r} in image reference {ref!r}{hint}")
     if tag is None and digest is None:
         tag = DEFAULT_TAG
     return Reference(registry, repository, tag, digest)

@@ -118,17 +118,13 @@ class BlobNotFound(RegistryError):
 class AuthRequired(RegistryError):
     """The registry wants credentials and none were found."""
 
-    default_hint = (
-        "log in with `docker login` / `podman login`, or set REGISTRY_AUTH_FILE"
-    )
+    default_hint = "log in with `docker login` / `podman login`, or set REGISTRY_AUTH_FILE"
 
 
 class AuthDenied(RegistryError):
     """The registry rejected the credentials, or they do not grant pull access."""
 
-    default_hint = (
-        "check the credentials in your docker/podman auth file or credential helper"
-    )
+    default_hint = "check the credentials in your docker/podman auth file or credential helper"
 
 
 class DigestMismatch(RegistryError):
@@ -214,9 +210,7 @@ def parse_platform(s: str) -> Platform:
     """``linux/arm64/v8``, ``linux/amd64``, ``arm64`` (os defaults to linux), ``linux/aarch64``."""
     parts = [p for p in s.strip().lower().split("/")]
     if not parts or not all(parts) or len(parts) > 3:
-        raise InvalidPlatform(
-            f"invalid platform {s!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64/v8"
-        )
+        raise InvalidPlatform(f"invalid platform {s!r}", "use OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
     if len(parts) == 1:
         parts = ["linux", parts[0]]
     os_, arch = parts[0], parts[1]
@@ -493,9 +487,7 @@ class RegistryClient:
         host: str,
         *,
         insecure: bool = False,
-        credentials: _auth.Credentials
-        | None
-        | Callable[[], _auth.Credentials | None] = None,
+        credentials: _auth.Credentials | None | Callable[[], _auth.Credentials | None] = None,
         auth_registry: str | None = None,
     ):
         self.host = host
@@ -508,7 +500,10 @@ class RegistryClient:
             self._ssl = ssl.create_default_context()
         if credentials is None:
             reg = auth_registry or host
-            credentials = lambda: _auth.find_credentials(reg)
+
+            def credentials():
+                return _auth.find_credentials(reg)
+
         self.auth = _auth.Authenticator(host, credentials, ssl_context=self._ssl)
         self.cancel = threading.Event()
         self.pool = _ConnPool()
@@ -531,15 +526,11 @@ class RegistryClient:
         if scheme == "https":
             if proxy:
                 ph, pp = split_host_port(proxy[0])
-                c = http.client.HTTPSConnection(
-                    ph, pp, timeout=CONNECT_TIMEOUT, context=self._ssl
-                )
+                c = http.client.HTTPSConnection(ph, pp, timeout=CONNECT_TIMEOUT, context=self._ssl)
                 tunnel_headers = {"Proxy-Authorization": proxy[1]} if proxy[1] else None
                 c.set_tunnel(hostport, headers=tunnel_headers)
                 return c
-            return http.client.HTTPSConnection(
-                hostport, timeout=CONNECT_TIMEOUT, context=self._ssl
-            )
+            return http.client.HTTPSConnection(hostport, timeout=CONNECT_TIMEOUT, context=self._ssl)
         if proxy:
             ph, pp = split_host_port(proxy[0])
             c = http.client.HTTPConnection(ph, pp, timeout=CONNECT_TIMEOUT)
@@ -607,9 +598,7 @@ class RegistryClient:
         if not self.allow_http:
             return "https"
         try:
-            conn, resp = self._send(
-                "GET", f"https://{self.host}/v2/", {"User-Agent": USER_AGENT}
-            )
+            conn, resp = self._send("GET", f"https://{self.host}/v2/", {"User-Agent": USER_AGENT})
             resp.read()
             conn.close()
             return "https"
@@ -621,9 +610,7 @@ class RegistryClient:
         ):
             return "http"
         except _ConnectError as e:
-            raise RegistryUnreachable(
-                f"registry {self.host} is unreachable: {_reason(e.cause)}"
-            ) from None
+            raise RegistryUnreachable(f"registry {self.host} is unreachable: {_reason(e.cause)}") from None
         except OSError:
             return "http"
 
@@ -691,9 +678,7 @@ class RegistryClient:
                 r.close()
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
-                    raise RegistryHTTPError(
-                        f"too many redirects fetching {what or path}", status
-                    )
+                    raise RegistryHTTPError(f"too many redirects fetching {what or path}", status)
                 url = loc
                 continue
 
@@ -707,9 +692,7 @@ class RegistryClient:
                         )
                     except _auth.TokenError as e:
                         if e.status in (401, 403):
-                            raise self._auth_error(
-                                what or path, token_server=True
-                            ) from None
+                            raise self._auth_error(what or path, token_server=True) from None
                         raise RegistryUnreachable(str(e)) from None
                     if retry:
                         auth_rounds += 1
@@ -727,11 +710,7 @@ class RegistryClient:
                 r.close()
                 attempt += 1
                 if attempt >= MAX_ATTEMPTS:
-                    reason = (
-                        "too many requests (HTTP 429)"
-                        if status == 429
-                        else f"HTTP {status}"
-                    )
+                    reason = "too many requests (HTTP 429)" if status == 429 else f"HTTP {status}"
                     raise RegistryHTTPError(
                         f"registry {self.host}: {reason} for {what or path}, giving up after {attempt} attempts",
                         status,
@@ -758,13 +737,9 @@ class RegistryClient:
             )
         src = f" from {creds.source}" if creds.source else ""
         if token_server:
-            return AuthDenied(
-                f"registry {self.host} rejected the credentials{src} for {what}"
-            )
+            return AuthDenied(f"registry {self.host} rejected the credentials{src} for {what}")
         kind = "access denied" if forbidden else "credentials rejected or insufficient"
-        return AuthDenied(
-            f"{kind} for {what} on registry {self.host} (credentials{src}){detail}"
-        )
+        return AuthDenied(f"{kind} for {what} on registry {self.host} (credentials{src}){detail}")
 
     # -- manifests --------------------------------------------------------------------------------------
 
@@ -791,9 +766,7 @@ class RegistryClient:
                 raise self._not_found_error(r, repository, reference, what)
             clen = r.headers.get("Content-Length")
             if clen and clen.isdigit() and int(clen) > MAX_MANIFEST_SIZE:
-                raise UnsupportedManifest(
-                    f"manifest for {what} is too large ({clen} bytes)"
-                )
+                raise UnsupportedManifest(f"manifest for {what} is too large ({clen} bytes)")
             try:
                 body = r.read(MAX_MANIFEST_SIZE + 1)
             except _DROPPED as e:
@@ -810,28 +783,20 @@ class RegistryClient:
             raise DigestMismatch(f"unsupported digest algorithm {algo!r} for {what}")
         digest = f"{algo}:{hashlib.new(algo, body).hexdigest()}"
         if want and digest != want:
-            raise DigestMismatch(
-                f"manifest digest mismatch for {what}: expected {want}, got {digest}"
-            )
+            raise DigestMismatch(f"manifest digest mismatch for {what}: expected {want}, got {digest}")
         if expected_size is not None and len(body) != expected_size:
             raise DigestMismatch(
                 f"manifest size mismatch for {what}: expected {expected_size} bytes, got {len(body)}"
             )
         header_digest = r.headers.get("Docker-Content-Digest")
-        if (
-            header_digest
-            and header_digest.split(":", 1)[0] == algo
-            and header_digest != digest
-        ):
+        if header_digest and header_digest.split(":", 1)[0] == algo and header_digest != digest:
             raise DigestMismatch(
                 f"manifest digest mismatch for {what}: registry says {header_digest}, content is {digest}"
             )
         mt = _media_type(body, r.headers.get("Content-Type", ""))
         return body, mt, digest
 
-    def head_manifest(
-        self, repository: str, reference: str, *, what: str = ""
-    ) -> str | None:
+    def head_manifest(self, repository: str, reference: str, *, what: str = "") -> str | None:
         """Digest from a HEAD (``Docker-Content-Digest``), or None if the registry does not say."""
         r = self.request(
             "HEAD",
@@ -867,16 +832,12 @@ class RegistryClient:
         finally:
             r.close()
 
-    def _not_found_error(
-        self, r: _Response, repository: str, reference: str, what: str
-    ) -> RegistryError:
+    def _not_found_error(self, r: _Response, repository: str, reference: str, what: str) -> RegistryError:
         body = _read_small(r)
         code, msg = _error_info(body)
         if r.status == 404:
             if code == "NAME_UNKNOWN":
-                return ImageNotFound(
-                    f"image {self.host}/{repository} not found (repository does not exist)"
-                )
+                return ImageNotFound(f"image {self.host}/{repository} not found (repository does not exist)")
             if code in ("MANIFEST_UNKNOWN", "NOT_FOUND", ""):
                 # distribution answers MANIFEST_UNKNOWN for unknown repositories too: ask the tag list
                 if self._repository_missing(repository):
@@ -884,24 +845,16 @@ class RegistryClient:
                         f"image {self.host}/{repository} not found (repository does not exist)"
                     )
                 if ":" in reference:
-                    return ManifestNotFound(
-                        f"manifest {reference} not found in {self.host}/{repository}"
-                    )
-                return ManifestNotFound(
-                    f"tag {reference!r} not found in {self.host}/{repository}"
-                )
+                    return ManifestNotFound(f"manifest {reference} not found in {self.host}/{repository}")
+                return ManifestNotFound(f"tag {reference!r} not found in {self.host}/{repository}")
         if r.status == 400 and code in (
             "MANIFEST_INVALID",
             "TAG_INVALID",
             "NAME_INVALID",
         ):
-            return RegistryHTTPError(
-                f"registry {self.host} rejected {what}: {code}: {msg}", r.status, code
-            )
+            return RegistryHTTPError(f"registry {self.host} rejected {what}: {code}: {msg}", r.status, code)
         detail = f" {code}: {msg}" if code else ""
-        return RegistryHTTPError(
-            f"registry {self.host}: HTTP {r.status} for {what}{detail}", r.status, code
-        )
+        return RegistryHTTPError(f"registry {self.host}: HTTP {r.status} for {what}{detail}", r.status, code)
 
     # -- blobs ------------------------------------------------------------------------------------------
 
@@ -951,11 +904,7 @@ class RegistryClient:
                 what=f"blob {digest}",
             )
             try:
-                if (
-                    r.status == 206
-                    and w.written
-                    and _range_start(r.headers) == w.written
-                ):
+                if r.status == 206 and w.written and _range_start(r.headers) == w.written:
                     pass  # resuming where the dropped connection stopped
                 elif r.status == 200:
                     if w.written:  # range not supported: start over
@@ -969,8 +918,7 @@ class RegistryClient:
                 elif r.status == 404:
                     code, _ = _error_info(_read_small(r))
                     raise BlobNotFound(
-                        f"blob {digest} of {self.host}/{repository} not found "
-                        f"({code or 'HTTP 404'})"
+                        f"blob {digest} of {self.host}/{repository} not found " f"({code or 'HTTP 404'})"
                     )
                 else:
                     code, msg = _error_info(_read_small(r))
@@ -1031,27 +979,15 @@ def _media_type(body: bytes, content_type: str) -> str:
     try:
         doc = json.loads(body)
     except ValueError:
-        raise UnsupportedManifest(
-            "registry returned a manifest that is not JSON"
-        ) from None
+        raise UnsupportedManifest("registry returned a manifest that is not JSON") from None
     if not isinstance(doc, dict):
-        raise UnsupportedManifest(
-            "registry returned a manifest that is not a JSON object"
-        )
+        raise UnsupportedManifest("registry returned a manifest that is not a JSON object")
     mt = doc.get("mediaType") or content_type.split(";")[0].strip()
     if mt in (MT_DOCKER_V1, MT_DOCKER_V1_SIGNED) or doc.get("schemaVersion") == 1:
-        raise UnsupportedManifest(
-            "docker schema 1 manifests are not supported (re-push the image)"
-        )
+        raise UnsupportedManifest("docker schema 1 manifests are not supported (re-push the image)")
     if mt not in INDEX_TYPES + MANIFEST_TYPES:
         # no or odd mediaType: decide by shape (OCI allows omitting mediaType)
-        mt = (
-            MT_OCI_INDEX
-            if "manifests" in doc
-            else MT_OCI_MANIFEST
-            if "layers" in doc
-            else mt
-        )
+        mt = MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST if "layers" in doc else mt
     if mt not in INDEX_TYPES + MANIFEST_TYPES:
         raise UnsupportedManifest(f"unsupported manifest media type {mt!r}")
     return mt
@@ -1086,9 +1022,7 @@ def _proxy_for(scheme: str, hostport: str) -> tuple[str, str | None] | None:
 
 @dataclass
 class PullResult:
-    reference: (
-        str  # normalised reference that was pulled (docker.io/library/redis:latest)
-    )
+    reference: str  # normalised reference that was pulled (docker.io/library/redis:latest)
     digest: str  # digest of the single-platform manifest written to the layout
     media_type: str  # its media type (OCI or docker schema 2)
     platform: str  # "linux/amd64", "linux/arm64/v8"
@@ -1096,12 +1030,8 @@ class PullResult:
     ref_name: str  # org.opencontainers.image.ref.name in index.json
     size: int = 0  # manifest size
     config_digest: str = ""
-    layers: list[dict] = field(
-        default_factory=list
-    )  # layer descriptors, in manifest order
-    index_digest: str | None = (
-        None  # digest of the index / manifest list the manifest was chosen from
-    )
+    layers: list[dict] = field(default_factory=list)  # layer descriptors, in manifest order
+    index_digest: str | None = None  # digest of the index / manifest list the manifest was chosen from
     downloaded_blobs: int = 0
     cached_blobs: int = 0
     downloaded_bytes: int = 0
@@ -1192,9 +1122,7 @@ def _pull(
     max_workers: int,
 ) -> PullResult:
     repo = r.repository
-    body, mt, digest = _cached_or_fetch_manifest(
-        client, cache, repo, r.reference, r.digest, None, str(r)
-    )
+    body, mt, digest = _cached_or_fetch_manifest(client, cache, repo, r.reference, r.digest, None, str(r))
     index_digest = None
     chosen_platform: Platform | None = None
     if mt in INDEX_TYPES:
@@ -1203,15 +1131,9 @@ def _pull(
         desc = select_platform(idx.get("manifests") or [], want)
         if desc is None:
             avail = sorted(
-                {
-                    str(p)
-                    for d in idx.get("manifests") or []
-                    if (p := _desc_platform(d)) and p.os != "unknown"
-                }
+                {str(p) for d in idx.get("manifests") or [] if (p := _desc_platform(d)) and p.os != "unknown"}
             )
-            raise PlatformNotFound(
-                f"no {want} image in {r} (available: {', '.join(avail) or 'none'})"
-            )
+            raise PlatformNotFound(f"no {want} image in {r} (available: {', '.join(avail) or 'none'})")
         chosen_platform = _desc_platform(desc)
         body, mt, digest = _cached_or_fetch_manifest(
             client,
@@ -1261,12 +1183,8 @@ def _pull(
     downloaded = 0
     if todo:
         workers = max(1, min(max_workers, len(todo)))
-        with concurrent.futures.ThreadPoolExecutor(
-            workers, thread_name_prefix="oci2bin-pull"
-        ) as ex:
-            futs = [
-                ex.submit(client.fetch_blob, repo, d, cache, on_bytes) for d in todo
-            ]
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="oci2bin-pull") as ex:
+            futs = [ex.submit(client.fetch_blob, repo, d, cache, on_bytes) for d in todo]
             try:
                 for f in concurrent.futures.as_completed(futs):
                     if f.result():
@@ -1294,14 +1212,9 @@ def _pull(
         if (
             explicit_platform
             and cfg_platform is not None
-            and (
-                cfg_platform.os != want.os
-                or cfg_platform.architecture != want.architecture
-            )
+            and (cfg_platform.os != want.os or cfg_platform.architecture != want.architecture)
         ):
-            raise PlatformNotFound(
-                f"{r} is a single-platform {cfg_platform} image, not {want}"
-            )
+            raise PlatformNotFound(f"{r} is a single-platform {cfg_platform} image, not {want}")
 
     name = ref_name or (r.tag if r.tag else str(r))
     desc = {"mediaType": mt, "digest": digest, "size": len(body)}
@@ -1360,17 +1273,13 @@ def _config_platform(cache: BlobCache, digest: str) -> Platform | None:
         return None
     if not isinstance(cfg, dict) or not cfg.get("os") or not cfg.get("architecture"):
         return None
-    return Platform(
-        str(cfg["os"]), str(cfg["architecture"]), str(cfg.get("variant") or "")
-    )
+    return Platform(str(cfg["os"]), str(cfg["architecture"]), str(cfg.get("variant") or ""))
 
 
 # --------------------------------------------------------------------------------------------- layout
 
 
-def write_layout(
-    dest: str, manifest_desc: dict, digests: list[str], cache: BlobCache
-) -> None:
+def write_layout(dest: str, manifest_desc: dict, digests: list[str], cache: BlobCache) -> None:
     """Create (or add to) an OCI image layout at ``dest`` from cached blobs; all-or-nothing.
 
     A new layout is assembled in a sibling temporary directory and renamed into place (onto ``dest`` if that is
@@ -1380,9 +1289,7 @@ def write_layout(
     dest = os.path.abspath(dest)
     if os.path.isdir(dest) and os.listdir(dest):
         if not os.path.isfile(os.path.join(dest, "oci-layout")):
-            raise LayoutError(
-                f"{dest} exists and is neither empty nor an OCI image layout"
-            )
+            raise LayoutError(f"{dest} exists and is neither empty nor an OCI image layout")
         _add_to_layout(dest, manifest_desc, digests, cache)
         return
     if os.path.exists(dest) and not os.path.isdir(dest):
@@ -1425,9 +1332,7 @@ def _populate(root: str, digests: list[str], cache: BlobCache) -> list[str]:
     return added
 
 
-def _add_to_layout(
-    dest: str, manifest_desc: dict, digests: list[str], cache: BlobCache
-) -> None:
+def _add_to_layout(dest: str, manifest_desc: dict, digests: list[str], cache: BlobCache) -> None:
     index_path = os.path.join(dest, "index.json")
     try:
         with open(index_path, encoding="utf-8") as f:
@@ -1443,9 +1348,7 @@ def _add_to_layout(
         manifests = [
             m
             for m in index.get("manifests") or []
-            if not (
-                name and (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) == name
-            )
+            if not (name and (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) == name)
         ]
         manifests.append(manifest_desc)
         index["manifests"] = manifests

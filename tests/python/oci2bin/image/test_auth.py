@@ -88,9 +88,7 @@ def test_parse_www_authenticate():
     }
     (b,) = parse_www_authenticate('Basic realm="test-realm"')
     assert (b.scheme, b.params) == ("basic", {"realm": "test-realm"})
-    two = parse_www_authenticate(
-        'Bearer realm="r", error="insufficient_scope", Basic realm="x y"'
-    )
+    two = parse_www_authenticate('Bearer realm="r", error="insufficient_scope", Basic realm="x y"')
     assert [c.scheme for c in two] == ["bearer", "basic"]
     assert two[0].params["error"] == "insufficient_scope"
     assert two[1].params == {"realm": "x y"}
@@ -107,9 +105,7 @@ def test_no_config_is_anonymous(home):
 
 
 def test_docker_config_auth_field(home):
-    docker_config(
-        home, {"auths": {"reg.example:5000": {"auth": b64("u:p:with:colons")}}}
-    )
+    docker_config(home, {"auths": {"reg.example:5000": {"auth": b64("u:p:with:colons")}}})
     c = find_credentials("reg.example:5000")
     assert (c.username, c.password) == ("u", "p:with:colons")
     assert c.basic_header() == "Basic " + b64("u:p:with:colons")
@@ -132,26 +128,20 @@ def test_docker_config_username_password_and_url_keys(home):
 
 def test_docker_config_env_dir(home, monkeypatch):
     d = os.path.join(home, "elsewhere")
-    write_json(
-        os.path.join(d, "config.json"), {"auths": {"r.io": {"auth": b64("a:b")}}}
-    )
+    write_json(os.path.join(d, "config.json"), {"auths": {"r.io": {"auth": b64("a:b")}}})
     monkeypatch.setenv("DOCKER_CONFIG", d)
     assert find_credentials("r.io").username == "a"
 
 
 def test_identity_token(home):
-    docker_config(
-        home, {"auths": {"r.io": {"auth": b64("u:"), "identitytoken": "refresh"}}}
-    )
+    docker_config(home, {"auths": {"r.io": {"auth": b64("u:"), "identitytoken": "refresh"}}})
     c = find_credentials("r.io")
     assert c.identity_token == "refresh"
 
 
 def test_registry_auth_file_wins(home, monkeypatch):
     docker_config(home, {"auths": {"r.io": {"auth": b64("docker:x")}}})
-    f = write_json(
-        os.path.join(home, "auth.json"), {"auths": {"r.io": {"auth": b64("podman:y")}}}
-    )
+    f = write_json(os.path.join(home, "auth.json"), {"auths": {"r.io": {"auth": b64("podman:y")}}})
     monkeypatch.setenv("REGISTRY_AUTH_FILE", f)
     c = find_credentials("r.io")
     assert (c.username, c.source) == ("podman", f)
@@ -184,9 +174,7 @@ def test_bad_auth_file(home):
 
 
 def test_cred_helper(home):
-    log = helper(
-        home, "test", """echo '{"ServerURL":"x","Username":"hu","Secret":"hs"}'"""
-    )
+    log = helper(home, "test", """echo '{"ServerURL":"x","Username":"hu","Secret":"hs"}'""")
     docker_config(
         home,
         {"credHelpers": {"r.io": "test"}, "auths": {"r.io": {"auth": b64("no:no")}}},
@@ -206,9 +194,7 @@ def test_cred_helper_docker_hub_server_url(home):
 
 def test_creds_store_falls_back_to_auths(home):
     helper(home, "store", "echo 'credentials not found in native keychain'; exit 1")
-    docker_config(
-        home, {"credsStore": "store", "auths": {"r.io": {"auth": b64("file:pw")}}}
-    )
+    docker_config(home, {"credsStore": "store", "auths": {"r.io": {"auth": b64("file:pw")}}})
     assert find_credentials("r.io").username == "file"
     assert find_credentials("other.io") is None
 
@@ -221,9 +207,7 @@ def test_creds_store_used(home):
 
 def test_cred_helper_failures(home):
     docker_config(home, {"credHelpers": {"r.io": "missing"}})
-    with pytest.raises(
-        CredentialHelperError, match="docker-credential-missing not found"
-    ):
+    with pytest.raises(CredentialHelperError, match="docker-credential-missing not found"):
         find_credentials("r.io")
     helper(home, "broken", "echo 'keychain locked' >&2; exit 3")
     docker_config(home, {"credHelpers": {"r.io": "broken"}})
@@ -255,9 +239,7 @@ class FakeTokenServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = json.dumps(
-                    {"access_token": f"tok{len(srv.requests)}", "expires_in": 300}
-                )
+                body = json.dumps({"access_token": f"tok{len(srv.requests)}", "expires_in": 300})
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -332,24 +314,18 @@ def test_bearer_identity_token_uses_refresh_grant():
         assert a.on_challenge(challenge(ts.realm), SCOPE, sent=None)
         (method, _, form, hdr) = ts.requests[0]
         assert method == "POST" and hdr is None
-        assert form["grant_type"] == ["refresh_token"] and form["refresh_token"] == [
-            "rt"
-        ]
+        assert form["grant_type"] == ["refresh_token"] and form["refresh_token"] == ["rt"]
         assert form["scope"] == [SCOPE] and form["service"] == ["svc"]
 
 
 def test_basic_challenge():
     a = Authenticator("r.io", None)
-    assert not a.on_challenge(
-        'Basic realm="x"', SCOPE, sent=None
-    )  # anonymous: nothing to try
+    assert not a.on_challenge('Basic realm="x"', SCOPE, sent=None)  # anonymous: nothing to try
     c = Credentials("u", "p")
     a = Authenticator("r.io", lambda: c)  # lazily loaded
     assert a.on_challenge('Basic realm="x"', SCOPE, sent=None)
     assert a.header(SCOPE) == c.basic_header()
-    assert not a.on_challenge(
-        'Basic realm="x"', SCOPE, sent=c.basic_header()
-    )  # rejected
+    assert not a.on_challenge('Basic realm="x"', SCOPE, sent=c.basic_header())  # rejected
 
 
 def test_token_server_unreachable():

@@ -78,9 +78,7 @@ def rig():
         rig.push(f"{src}/busybox:latest", f"{o}/test/busybox:v1")
         rig.push(f"{src}/busybox:latest", f"{o}/test/v2s2:latest", fmt="v2s2")
         rig.push(f"{src}/multi:latest", f"{o}/test/multi:latest", all=True)
-        rig.push(
-            f"{src}/multi:latest", f"{o}/test/multi-v2s2:latest", all=True, fmt="v2s2"
-        )
+        rig.push(f"{src}/multi:latest", f"{o}/test/multi-v2s2:latest", all=True, fmt="v2s2")
         rig.push(f"{src}/corrupt:latest", f"{o}/test/corrupt:latest")
         rig.push(f"{src}/oversize:latest", f"{o}/test/oversize:latest")
         rig.push(f"{src}/busybox:latest", f"{b}/test/busybox:latest", creds=True)
@@ -167,7 +165,10 @@ def check_layout(rig, d: str, result) -> dict:
     assert m["mediaType"] == result.media_type
     assert m["annotations"]["org.opencontainers.image.ref.name"] == result.ref_name
     assert m["annotations"]["io.containerd.image.name"] == result.reference
-    blob = lambda dg: os.path.join(d, "blobs", *dg.split(":"))
+
+    def blob(dg):
+        return os.path.join(d, "blobs", *dg.split(":"))
+
     assert sha256_file(blob(result.digest)) == result.digest
     assert os.path.getsize(blob(result.digest)) == m["size"]
     with open(blob(result.digest), "rb") as f:
@@ -177,15 +178,11 @@ def check_layout(rig, d: str, result) -> dict:
         assert os.path.getsize(blob(desc["digest"])) == desc["size"]
     leftovers = [n for _, _, files in os.walk(d) for n in files if n.startswith(".tmp")]
     assert not leftovers
-    target = (
-        f"oci:{d}" if len(index["manifests"]) == 1 else f"oci:{d}:{result.ref_name}"
-    )
+    target = f"oci:{d}" if len(index["manifests"]) == 1 else f"oci:{d}:{result.ref_name}"
     info = skopeo_inspect(target, rig.root)
     assert info["Digest"] == result.digest
     assert info["Layers"] == [x["digest"] for x in manifest["layers"]]
-    assert f"{info['Os']}/{info['Architecture']}" == "/".join(
-        result.platform.split("/")[:2]
-    )
+    assert f"{info['Os']}/{info['Architecture']}" == "/".join(result.platform.split("/")[:2])
     return manifest
 
 
@@ -238,15 +235,11 @@ def test_anonymous_pull(rig, env):
     assert r.config_digest == manifest["config"]["digest"]
     assert [x["digest"] for x in r.layers] == [x["digest"] for x in manifest["layers"]]
     assert layer_file(out, manifest, "data/arch") == b"amd64\n"
-    assert r.downloaded_bytes == sum(
-        x["size"] for x in [manifest["config"], *manifest["layers"]]
-    )
+    assert r.downloaded_bytes == sum(x["size"] for x in [manifest["config"], *manifest["layers"]])
     # blobs land in the shared cache, hard-linked into the layout
     for desc in manifest["layers"]:
         cached = os.path.join(env.cache, "sha256", desc["digest"].split(":")[1])
-        assert os.path.samefile(
-            cached, os.path.join(out, "blobs", "sha256", desc["digest"][7:])
-        )
+        assert os.path.samefile(cached, os.path.join(out, "blobs", "sha256", desc["digest"][7:]))
     assert no_tmp_files(env.cache)
 
 
@@ -299,9 +292,7 @@ def test_platform_selection(rig, env, plat, arch, variant):
 
 
 def test_docker_manifest_list(rig, env):
-    raw = skopeo_inspect(
-        f"docker://{rig.open.host}/test/multi-v2s2", rig.root, raw=True
-    )
+    raw = skopeo_inspect(f"docker://{rig.open.host}/test/multi-v2s2", rig.root, raw=True)
     assert raw["mediaType"] == remote.MT_DOCKER_LIST
     out = env.out("list")
     r = pull(f"{rig.open.host}/test/multi-v2s2", out, platform="linux/arm64/v8")
@@ -323,9 +314,7 @@ def test_default_platform_is_host(rig, env, monkeypatch):
 
 def test_platform_not_found(rig, env):
     out = env.out("s390x")
-    with pytest.raises(
-        PlatformNotFound, match=r"linux/s390x.*available: linux/amd64, linux/arm64/v8"
-    ):
+    with pytest.raises(PlatformNotFound, match=r"linux/s390x.*available: linux/amd64, linux/arm64/v8"):
         pull(f"{rig.open.host}/test/multi", out, platform="linux/s390x")
     with pytest.raises(PlatformNotFound, match="single-platform linux/amd64"):
         pull(f"{rig.open.host}/test/busybox", out, platform="linux/arm64")
@@ -350,17 +339,12 @@ def test_select_platform_rules():
         d("arm", "v7"),
         d("arm64"),
     ]
-    assert (
-        select_platform(ms, parse_platform("linux/arm64/v8"))["digest"] == "arm64linux"
-    )
+    assert select_platform(ms, parse_platform("linux/arm64/v8"))["digest"] == "arm64linux"
     assert select_platform(ms, parse_platform("linux/arm/v7"))["digest"] == "armv7linux"
     assert select_platform(ms, parse_platform("linux/arm"))["digest"] == "armv7linux"
     assert select_platform(ms, parse_platform("linux/arm/v6"))["digest"] == "armv6linux"
     assert select_platform(ms, parse_platform("windows/amd64")) is None
-    assert (
-        select_platform([d("arm", "v6")], parse_platform("linux/arm"))["digest"]
-        == "armv6linux"
-    )
+    assert select_platform([d("arm", "v6")], parse_platform("linux/arm"))["digest"] == "armv6linux"
     assert str(parse_platform("linux/armv7l")) == "linux/arm/v7"
     with pytest.raises(ValueError):
         parse_platform("linux//x")
@@ -458,13 +442,9 @@ def test_plain_http_only_for_loopback_or_insecure(rig, env, monkeypatch):
             pull(f"{px.host}/test/busybox", env.out("x"))
         assert f"--insecure-registry {px.host}" in ei.value.hint
         assert not px.requests  # nothing was sent in plain HTTP
-        r = pull(
-            f"{px.host}/test/busybox", env.out("ok"), insecure_registries=[px.host]
-        )
+        r = pull(f"{px.host}/test/busybox", env.out("ok"), insecure_registries=[px.host])
         assert r.digest == rig.images["busybox"]
-        assert resolve(
-            f"{px.host}/test/busybox", insecure_registries=[f"http://{px.host}"]
-        )
+        assert resolve(f"{px.host}/test/busybox", insecure_registries=[f"http://{px.host}"])
         monkeypatch.setenv("OCI2BIN_INSECURE_REGISTRIES", f"other.example, {px.host}")
         assert resolve(f"{px.host}/test/busybox") == rig.images["busybox"]
     assert not os.path.exists(env.out("x"))
@@ -520,9 +500,7 @@ def test_https_proxy(rig, env, tls, monkeypatch):
         check_layout(rig, env.out("via-proxy"), r)
         assert px.requests and set(px.requests) == {("CONNECT", tls.ext.host)}
         n = len(px.requests)
-        pull(
-            f"{tls.loop.host}/test/busybox", env.out("loopback")
-        )  # loopback: never proxied
+        pull(f"{tls.loop.host}/test/busybox", env.out("loopback"))  # loopback: never proxied
         _set_proxy_env(monkeypatch, https_proxy=proxy_url, no_proxy=tls.ext.bind)
         pull(f"{tls.ext.host}/test/busybox", env.out("no-proxy"))
         assert len(px.requests) == n
@@ -569,9 +547,7 @@ def test_basic_auth_from_docker_config(rig, env):
 
 
 def test_basic_auth_required(rig, env):
-    with pytest.raises(
-        AuthRequired, match=f"authentication required .*{rig.basic.host}"
-    ):
+    with pytest.raises(AuthRequired, match=f"authentication required .*{rig.basic.host}"):
         pull(f"{rig.basic.host}/test/busybox", env.out("x"))
     assert not os.path.exists(env.out("x"))
 
@@ -630,9 +606,7 @@ def test_cred_helper(rig, env):
 
 def test_creds_store(rig, env):
     _cred_helper(env, "store", rig.user, rig.password)
-    write_json(
-        os.path.join(env.home, ".docker", "config.json"), {"credsStore": "store"}
-    )
+    write_json(os.path.join(env.home, ".docker", "config.json"), {"credsStore": "store"})
     r = pull(f"{rig.basic.host}/test/busybox", env.out("store"))
     assert r.digest == rig.images["busybox"]
 
@@ -644,9 +618,7 @@ def test_missing_cred_helper_is_a_clear_error(rig, env):
         os.path.join(env.home, ".docker", "config.json"),
         {"credHelpers": {rig.basic.host: "absent"}},
     )
-    with pytest.raises(
-        CredentialHelperError, match="docker-credential-absent not found"
-    ):
+    with pytest.raises(CredentialHelperError, match="docker-credential-absent not found"):
         pull(f"{rig.basic.host}/test/busybox", env.out("x"))
     assert not os.path.exists(env.out("x"))
 
@@ -679,9 +651,7 @@ def test_token_auth_with_credentials_and_scope(rig, env):
     check_layout(rig, env.out("secret"), r)
     reqs = token_requests_since(rig, n)
     assert reqs and all(q["authenticated"] for q in reqs)
-    assert {tuple(q["query"]["scope"]) for q in reqs} == {
-        ("repository:private/secret:pull",)
-    }
+    assert {tuple(q["query"]["scope"]) for q in reqs} == {("repository:private/secret:pull",)}
 
 
 def test_token_auth_required_for_private(rig, env):
@@ -803,17 +773,10 @@ def test_concurrent_pulls_share_cache(rig, env):
 def test_pull_into_existing_layout(rig, env):
     out = env.out("shared")
     a = pull(f"{rig.open.host}/test/busybox", out, ref_name="busybox")
-    b = pull(
-        f"{rig.open.host}/test/multi", out, ref_name="multi", platform="linux/arm64"
-    )
-    c = pull(
-        f"{rig.open.host}/test/busybox:v1", out, ref_name="busybox"
-    )  # replaces "busybox"
+    b = pull(f"{rig.open.host}/test/multi", out, ref_name="multi", platform="linux/arm64")
+    c = pull(f"{rig.open.host}/test/busybox:v1", out, ref_name="busybox")  # replaces "busybox"
     with open(os.path.join(out, "index.json")) as f:
-        names = [
-            m["annotations"]["org.opencontainers.image.ref.name"]
-            for m in json.load(f)["manifests"]
-        ]
+        names = [m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(f)["manifests"]]
     assert sorted(names) == ["busybox", "multi"]
     check_layout(rig, out, b)
     check_layout(rig, out, c)
