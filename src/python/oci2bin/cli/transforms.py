@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from oci2bin.errors import UserError
 from oci2bin.image.model import Image, Platform
 from oci2bin.image.source import load_image, parse_source
-from oci2bin.mutate.add_files import add_files
-from oci2bin.mutate.layertar import AddSpec, ctr_path
-from oci2bin.mutate.merge import merge
+
+if TYPE_CHECKING:
+    from oci2bin.mutate.layertar import AddSpec
+
+# the mutate modules are imported where a flag needs them: a plain build does not pay for their import
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,6 +122,15 @@ def validate(args: argparse.Namespace) -> list[AddSpec]:
                 f"--strip-prefix {p!r} must be relative and without '..'",
                 "e.g. usr/share/doc/",
             )
+    if args.embed_loader_layer and args.embed_loader_labels:
+        raise UserError(
+            "--embed-loader-layer and --embed-loader-labels exclude each other",
+            "pick one",
+        )
+    if not (args.add_file or args.add_dir or args.add):
+        return []
+    from oci2bin.mutate.layertar import AddSpec, ctr_path
+
     for a in args.add_file:
         spec = AddSpec.parse(a)
         if not os.path.isfile(spec.host):
@@ -133,11 +145,6 @@ def validate(args: argparse.Namespace) -> list[AddSpec]:
                 f"--add-dir {a}: {spec.host} is not a directory",
                 "use --add-file for files",
             )
-    if args.embed_loader_layer and args.embed_loader_labels:
-        raise UserError(
-            "--embed-loader-layer and --embed-loader-labels exclude each other",
-            "pick one",
-        )
     adds = [AddSpec.parse(a) for a in (*args.add_file, *args.add_dir, *args.add)]
     for spec in adds:
         if not os.path.lexists(spec.host):
@@ -154,12 +161,16 @@ def apply(
     platform: Platform | None,
     loader: tuple[bytes, str] | None = None,
 ) -> Image:
+    if args.layer:
+        from oci2bin.mutate.merge import merge
     for spec in args.layer:
         overlay = load_image(parse_source(spec), stack, platform or image.platform)
         image = merge(image, overlay)
     adds = validate(args)
     compression = args.compress or "gzip"
     if adds:
+        from oci2bin.mutate.add_files import add_files
+
         image = add_files(image, adds, workdir, compression)
     if args.strip or args.strip_prefix or args.strip_auto:
         from oci2bin.mutate.strip import DEFAULT_PREFIXES, strip

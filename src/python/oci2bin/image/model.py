@@ -8,10 +8,12 @@ the image digest survives a round-trip). Transforms build new Images; nothing he
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -154,15 +156,20 @@ class VerifyingReader(io.RawIOBase):
         if want <= 0:
             self._check()
             return 0
-        data = self._raw.read(want)
-        n = len(data)
+        view = memoryview(buf).cast("B")[:want]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            n = readinto(view) or 0  # straight into the caller's buffer: no intermediate bytes object
+        else:
+            data = self._raw.read(want)
+            n = len(data)
+            view[:n] = data
         if n == 0:
             self._check()
             return 0
-        buf[:n] = data
         self._count += n
         if self._hash is not None:
-            self._hash.update(data)
+            self._hash.update(view[:n])
         if self._size is not None and self._count == self._size:
             self._check()
         return n
@@ -219,10 +226,9 @@ class FileSlice(io.RawIOBase):
         want = min(len(buf), self._size - self._pos)
         if want <= 0:
             return 0
-        data = os.pread(self._fd, want, self._offset + self._pos)
-        buf[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        n = os.preadv(self._fd, [memoryview(buf).cast("B")[:want]], self._offset + self._pos)
+        self._pos += n
+        return n
 
     def close(self) -> None:
         if not self.closed:
@@ -259,6 +265,23 @@ class Blob:
                     return
                 yield data
 
+    def copy_into(self, out_fd: int) -> None:
+        """Append the blob's bytes at out_fd's file position, failing (UserError) unless they match digest and
+        size. A blob that is a window of a regular file is copied by the kernel; the digest is computed from
+        the bytes as written to out_fd, in a second thread, while the copy proceeds. On failure the bytes
+        already written are the caller's to discard."""
+        what = f"blob {self.digest[:19]}"
+        with self.opener() as src:
+            loc = _file_window(src)
+            if loc is not None:
+                copy_verified(loc[0], loc[1], out_fd, self.size, self.digest, what)
+                return
+        with self.open() as f:  # a stream: verified while read
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                write_all(out_fd, view[:n])
+
     def compression(self) -> str:
         """Sniffed compression of the blob: 'gzip', 'zstd' or 'none' (media types lie; magic bytes do not)."""
         with self.opener() as f:
@@ -270,6 +293,134 @@ class Blob:
         if self.annotations:
             d["annotations"] = self.annotations
         return d
+
+
+def _file_window(f: object) -> tuple[int, int] | None:
+    """(fd, offset) when f reads a regular file from its current offset on (a plain file, a FileSlice)."""
+    if isinstance(f, FileSlice):
+        fd, off = f._fd, f._offset + f._pos
+    elif isinstance(f, (io.BufferedReader, io.FileIO)):
+        try:
+            fd, off = f.fileno(), f.tell()
+        except (OSError, ValueError):
+            return None
+    else:
+        return None
+    try:
+        return (fd, off) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+
+
+def write_all(fd: int, data: memoryview | bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+_kernel_copy = True  # cleared after copy_file_range and sendfile both failed with "not supported"
+
+
+def copy_range(src_fd: int, src_off: int, out_fd: int, count: int) -> int:
+    """Copy up to count bytes from src_fd at src_off to out_fd at its file position (advanced); 0 at EOF."""
+    global _kernel_copy
+    if _kernel_copy:
+        try:
+            return os.copy_file_range(src_fd, out_fd, count, src_off)
+        except OSError as e:
+            if e.errno not in _NO_KERNEL_COPY:
+                raise
+        try:
+            return os.sendfile(out_fd, src_fd, src_off, count)
+        except OSError as e:
+            if e.errno not in _NO_KERNEL_COPY:
+                raise
+        _kernel_copy = False
+    data = os.pread(src_fd, min(count, CHUNK), src_off)
+    write_all(out_fd, data)
+    return len(data)
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ETXTBSY, errno.EPERM}
+COPY_CHUNK = 8 << 20
+HASH_CHUNK = 4 << 20
+
+
+def _hash_range(fd: int, start: int, end: int, h, view: memoryview) -> None:
+    pos = start
+    while pos < end:
+        n = os.preadv(fd, [view[: min(len(view), end - pos)]], pos)
+        if n <= 0:
+            raise OSError(f"short read of the output at {pos}")
+        h.update(view[:n])
+        pos += n
+
+
+def copy_verified(src_fd: int, src_off: int, out_fd: int, size: int, digest: str, what: str) -> None:
+    """Copy size bytes of src_fd from src_off to out_fd's file position and check their digest.
+
+    The digest is computed from out_fd (what was written, not a second read of the source: no window for the
+    source to change between check and use), by a thread that follows the copy chunk by chunk; hashlib and
+    preadv release the GIL, so hashing overlaps the kernel copy. Memory: one HASH_CHUNK buffer.
+    A window that the verified-blob memo (oci2bin.state.cache) knows, and that did not change during the
+    copy, is not hashed again."""
+    from oci2bin.state import cache
+
+    h = hashlib.new(split_digest(digest)[0])
+    start = os.lseek(out_fd, 0, os.SEEK_CUR)
+    st = os.fstat(src_fd)
+    copied = 0
+    if cache.is_verified(st, src_off, size, digest):
+        while copied < size and (n := copy_range(src_fd, src_off + copied, out_fd, size - copied)) > 0:
+            copied += n
+        if copied == size and cache.file_identity(os.fstat(src_fd)) == cache.file_identity(st):
+            return
+        _hash_range(out_fd, start, start + copied, h, memoryview(bytearray(HASH_CHUNK)))
+    else:
+        import queue
+        import threading
+
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        failed: list[BaseException] = []
+
+        def hasher() -> None:
+            try:
+                view = memoryview(bytearray(HASH_CHUNK))
+                pos = start
+                while (end := todo.get()) is not None:
+                    _hash_range(out_fd, pos, end, h, view)
+                    pos = end
+            except BaseException as e:  # reported by the copying thread
+                failed.append(e)
+
+        t = threading.Thread(target=hasher, name="oci2bin-hash", daemon=True)
+        t.start()
+        try:
+            while copied < size:
+                n = copy_range(src_fd, src_off + copied, out_fd, min(COPY_CHUNK, size - copied))
+                if n <= 0:
+                    break
+                copied += n
+                todo.put(start + copied)
+        finally:
+            todo.put(None)
+            t.join()
+        if failed:
+            raise failed[0]
+    if copied != size:
+        raise UserError(
+            f"{what}: blob is {copied} bytes, manifest says {size}",
+            "the image is truncated or corrupt; fetch it again",
+        )
+    got = f"{h.name}:{h.hexdigest()}"
+    if got != digest:
+        raise UserError(
+            f"{what}: digest mismatch (expected {digest}, got {got})",
+            "the image is corrupt; fetch it again",
+        )
+    after = os.fstat(src_fd)
+    if cache.file_identity(after) == cache.file_identity(st):
+        cache.remember_verified(st, src_off, size, digest)
 
 
 def sniff_compression(head: bytes) -> str:

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from oci2bin.errors import UserError
-from oci2bin.image import archive, engine, layout
+from oci2bin.image import layout
 from oci2bin.image.model import Image, Platform
 
 TRANSPORTS = (
@@ -92,6 +92,8 @@ def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | No
             )
         image = layout.read_layout(layout.DirTree(src.location), src.tag, platform)
         return image.replace(source_name=_layout_name(src)) if image.source_name is None else image
+    from oci2bin.image import archive, engine  # not on the oci: path (tarfile, gzip, subprocess: import time)
+
     if t == "oci-archive":
         image = archive.read_oci_archive(src.location, src.tag, platform)
         return image.replace(source_name=_layout_name(src))

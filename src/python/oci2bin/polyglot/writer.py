@@ -6,11 +6,10 @@ removed on any error), reproducible (fixed owners, the image's creation time or 
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
+import re
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -18,7 +17,7 @@ from typing import BinaryIO
 from oci2bin import __version__
 from oci2bin.errors import UserError
 from oci2bin.image.layout import OCI_LAYOUT_BYTES, blob_path, index_json
-from oci2bin.image.model import CHUNK, Image, canonical_json
+from oci2bin.image.model import CHUNK, Blob, Image, write_all, canonical_json
 from oci2bin.naming import repo_tag, split_ref
 from oci2bin.polyglot.format import (
     BLOCK,
@@ -67,10 +66,37 @@ def parse_created(created: str | None) -> int | None:
                     hh, _, mm = zone.partition(":")
                     offset = (int(hh) * 60 + int(mm or 0)) * 60 * (1 if sign == "+" else -1)
         clock = clock.split(".", 1)[0]
-        t = time.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
-        return calendar.timegm(t) - offset
+        return _timegm(f"{date}T{clock}") - offset
     except (ValueError, IndexError):
         return None
+
+
+# what time.strptime(text, "%Y-%m-%dT%H:%M:%S") accepts, without importing _strptime (locale, calendar,
+# datetime and a dozen regular expressions: import time on every build)
+_DATETIME = re.compile(
+    r"(\d\d\d\d)-(1[0-2]|0[1-9]|[1-9])-(3[01]|[12]\d|0[1-9]|[1-9]| [1-9])"
+    r"T(2[0-3]|[0-1]\d|\d):([0-5]\d|\d):(6[0-1]|[0-5]\d|\d)",
+    re.IGNORECASE,
+)
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _timegm(text: str) -> int:
+    """calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S")); ValueError when strptime would raise."""
+    m = _DATETIME.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    y, mo, d, hh, mi, ss = (int(g) for g in m.groups())
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if y < 1 or d > _MONTH_DAYS[mo - 1] + (mo == 2 and leap):
+        raise ValueError(text)
+    # days from 1970-01-01 to y-mo-d (proleptic Gregorian; H. Hinnant's days_from_civil)
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return ((days * 24 + hh) * 60 + mi) * 60 + ss
 
 
 def entry_mtime(image: Image) -> int:
@@ -82,18 +108,27 @@ def entry_mtime(image: Image) -> int:
 
 
 class _Out:
-    """Counts bytes and reports progress while writing the temp file."""
+    """Counts bytes and reports progress while writing the temp file (unbuffered: blobs are copied to the
+    file descriptor by the kernel between the small writes)."""
 
-    def __init__(self, f: BinaryIO, total: int, progress: Progress | None) -> None:
-        self.f = f
+    def __init__(self, fd: int, total: int, progress: Progress | None) -> None:
+        self.fd = fd
         self.pos = 0
         self.total = total
         self.progress = progress
         self._last = 0
 
     def write(self, data: bytes) -> None:
-        self.f.write(data)
-        self.pos += len(data)
+        write_all(self.fd, data)
+        self._advanced(len(data))
+
+    def blob(self, blob: Blob) -> None:
+        """The blob's bytes, verified against its digest and size (UserError otherwise)."""
+        blob.copy_into(self.fd)
+        self._advanced(blob.size)
+
+    def _advanced(self, n: int) -> None:
+        self.pos += n
         if self.progress and self.pos - self._last >= (8 << 20):
             self._last = self.pos
             self.progress(self.pos, self.total)
@@ -164,8 +199,8 @@ def write_polyglot(
         raise UserError(f"output directory {out_dir} does not exist", "create it first")
     fd, tmp = tempfile.mkstemp(prefix=".oci2bin-", suffix=".tmp", dir=out_dir)
     try:
-        with os.fdopen(fd, "wb") as f:
-            out = _Out(f, total, progress)
+        with os.fdopen(fd, "wb", buffering=0):  # closes fd
+            out = _Out(fd, total, progress)
             # entry #1: ELF header in the name field, loader at L_OFF
             out.write(
                 ustar_header(
@@ -181,11 +216,13 @@ def write_polyglot(
             out.pad()
             entries: list[list] = []
 
-            def add(name: str, size: int, chunks: Iterable[bytes]) -> None:
+            def add(name: str, size: int, data: bytes | Blob) -> None:
                 out.write(ustar_header(name.encode(), size, ENTRY_MODE, mtime))
                 start = out.pos
-                for c in chunks:
-                    out.write(c)
+                if isinstance(data, Blob):
+                    out.blob(data)
+                else:
+                    out.write(data)
                 if out.pos - start != size:
                     raise UserError(
                         f"{name}: wrote {out.pos - start} bytes, expected {size}",
@@ -194,12 +231,12 @@ def write_polyglot(
                 out.pad()
                 entries.append([name, start, size])
 
-            add(blob_path(image.config_digest), len(config), [config])
+            add(blob_path(image.config_digest), len(config), config)
             for b in layers:
-                add(blob_path(b.digest), b.size, b.chunks())
-            add(blob_path(digest), len(manifest), [manifest])
+                add(blob_path(b.digest), b.size, b)
+            add(blob_path(digest), len(manifest), manifest)
             for name, data in small:
-                add(name, len(data), [data])
+                add(name, len(data), data)
             out.write(TAR_EOF)
             tar_end = out.pos
             metadata = {
@@ -221,8 +258,7 @@ def write_polyglot(
             out.write(meta)
             footer = Footer(FLAG_VM if vm else 0, tar_end, len(meta), 0, 0, l_off)
             out.write(footer.pack())
-            f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
             size = out.pos
         os.chmod(tmp, 0o755)
         os.replace(tmp, output)

@@ -2,24 +2,70 @@
 
 An entry is just a polyglot file named `<output name>-<digest[:12]>-<options hash>`; its own metadata says
 which image it holds, so no index file can go stale.
+
+Also the verified-blob memo ($XDG_CACHE_HOME/oci2bin/verified): an empty file per (file identity, digest)
+whose digest was checked while it was copied into a binary, so that assembling from the same image layout
+again need not hash its blobs again. The identity is (dev, inode, size, mtime_ns, ctime_ns, window): any
+write to the blob file changes its ctime, which no user can set back, so a changed blob never matches an
+entry; an entry is only recorded when the file was not changed during the copy and its timestamps are older
+than the timestamp granularity (no "racy" same-tick change can hide). OCI2BIN_VERIFY=always ignores it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
 
 from oci2bin.errors import UserError
-from oci2bin.polyglot.reader import Polyglot
+
+
+def _cache_root() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "oci2bin")
 
 
 def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "oci2bin", "output")
+    return os.path.join(_cache_root(), "output")
+
+
+def verified_dir() -> str:
+    return os.path.join(_cache_root(), "verified")
+
+
+# timestamps older than this cannot share a clock tick with a later change (coarse ctime granularity <= 10 ms)
+RACY_NS = 2_000_000_000
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _memo_path(st: os.stat_result, offset: int, size: int, digest: str) -> str:
+    key = ":".join(str(x) for x in (*file_identity(st), offset, size, digest))
+    return os.path.join(verified_dir(), hashlib.sha256(key.encode()).hexdigest())
+
+
+def is_verified(st: os.stat_result, offset: int, size: int, digest: str) -> bool:
+    """Was the window [offset, offset+size) of the file with this stat verified to have `digest`?"""
+    if os.environ.get("OCI2BIN_VERIFY") == "always" or not stat.S_ISREG(st.st_mode):
+        return False
+    return os.path.exists(_memo_path(st, offset, size, digest))
+
+
+def remember_verified(st: os.stat_result, offset: int, size: int, digest: str) -> None:
+    """Record a verified window (st: the file's stat before and after the verified read, unchanged)."""
+    if not stat.S_ISREG(st.st_mode) or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return
+    path = _memo_path(st, offset, size, digest)
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # creation is atomic
+    except OSError:
+        pass  # a memo is an optimisation: a read-only cache only costs the next run a hash
 
 
 def cache_key(name: str, digest: str, *parts: bytes | str) -> str:
@@ -61,6 +107,8 @@ def entries(directory: str | None = None) -> list[Entry]:
         path = os.path.join(directory, name)
         if name.startswith(".") or not os.path.isfile(path):
             continue
+        from oci2bin.polyglot.reader import Polyglot
+
         try:
             p = Polyglot(path)
         except UserError:
@@ -94,14 +142,38 @@ def prune_plan(all_entries: list[Entry]) -> list[Entry]:
     return remove
 
 
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
+
+
+def _reflink(src_fd: int, out_fd: int) -> bool:
+    """Share src's extents (btrfs, xfs, bcachefs...): O(1), and a later write to either copy unshares."""
+    import fcntl
+
+    try:
+        fcntl.ioctl(out_fd, FICLONE, src_fd)
+        return True
+    except OSError:
+        return False
+
+
 def copy_atomic(src: str, dest: str) -> None:
-    """Copy src to dest via a temp file in dest's directory; mode 0755."""
+    """Copy src to dest via a temp file in dest's directory (renamed when complete); mode 0755.
+
+    A reflink where the filesystem has them, else an in-kernel copy (copy_file_range / sendfile)."""
+    from oci2bin.image.model import copy_range
+
     d = os.path.dirname(os.path.abspath(dest))
     fd, tmp = tempfile.mkstemp(prefix=".oci2bin-", suffix=".tmp", dir=d)
     try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            shutil.copyfileobj(f, out, 1 << 20)
-        os.chmod(tmp, 0o755)
+        with os.fdopen(fd, "wb", buffering=0) as out, open(src, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            if not _reflink(f.fileno(), fd):
+                copied = 0
+                while copied < size and (n := copy_range(f.fileno(), copied, fd, size - copied)) > 0:
+                    copied += n
+                if copied != size:
+                    raise UserError(f"{src} changed while copied", "build again")
+            os.fchmod(out.fileno(), 0o755)
         os.replace(tmp, dest)
     except BaseException:
         try:

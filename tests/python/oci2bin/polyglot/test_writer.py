@@ -347,3 +347,161 @@ def test_docker_v2s2_manifest_kept(images, tmp_path, loader_bytes):
             env=env,
         )
     assert Polyglot(out).image().digest == im.digest
+
+
+# ---------------------------------------------------------------------------------------------------- fast paths
+
+
+def _corrupt_in_place(path: str) -> None:
+    """Flip one byte, same size, and put the mtime back (only the ctime still tells)."""
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(st.st_size - 10)
+        b = f.read(1)
+        f.seek(st.st_size - 10)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_verified_memo(tmp_path, loader_bytes, images, monkeypatch):
+    """A blob verified once is not hashed again while unchanged; an in-place change is still caught."""
+    from oci2bin.image import model
+    from oci2bin.state import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # the test's files are younger than the racy window
+    lay = str(tmp_path / "oci")
+    shutil.copytree(images.bb_oci, lay)
+    out = tmp_path / "out"
+    out.mkdir()
+    write_polyglot(str(out / "a"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert os.listdir(cache.verified_dir())
+
+    def no_hash(*a):
+        raise AssertionError("a memoized blob was hashed")
+
+    with monkeypatch.context() as m:
+        m.setattr(model, "_hash_range", no_hash)
+        write_polyglot(str(out / "b"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert (out / "a").read_bytes() == (out / "b").read_bytes()
+
+    im = layout.read_layout(layout.DirTree(lay))
+    _corrupt_in_place(os.path.join(lay, "blobs/sha256", im.layers[0].digest[7:]))
+    with pytest.raises(UserError, match="digest mismatch"):
+        write_polyglot(str(out / "c"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert sorted(os.listdir(out)) == ["a", "b"]
+
+    monkeypatch.setenv("OCI2BIN_VERIFY", "always")
+    assert not cache.is_verified(os.stat(str(out / "a")), 0, 1, im.digest)
+
+
+def test_no_memo_for_fresh_files(tmp_path, loader_bytes, images, monkeypatch):
+    """Files changed within the racy window are verified but not memoized."""
+    from oci2bin.state import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "RACY_NS", 10**15)
+    lay = str(tmp_path / "oci")
+    shutil.copytree(images.bb_oci, lay)
+    write_polyglot(str(tmp_path / "a"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert not os.path.exists(cache.verified_dir()) or not os.listdir(cache.verified_dir())
+
+
+def test_without_kernel_copy(tmp_path, loader_bytes, bb_image, monkeypatch):
+    """copy_file_range and sendfile unsupported: read/write fallback, same bytes."""
+    import errno
+
+    from oci2bin.image import model
+
+    monkeypatch.setenv("OCI2BIN_VERIFY", "always")
+    write_polyglot(str(tmp_path / "a"), loader_bytes, bb_image)
+
+    def unsupported(*a, **k):
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(model, "_kernel_copy", True)
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    monkeypatch.setattr(os, "sendfile", unsupported)
+    write_polyglot(str(tmp_path / "b"), loader_bytes, bb_image)
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_stream_blobs(tmp_path, loader_bytes, bb_image):
+    """Blobs that are not file windows (streams) are copied through the verifying reader."""
+    import io
+
+    from oci2bin.image.model import Blob
+
+    def as_stream(b: Blob, digest: str | None = None) -> Blob:
+        data = b.read_bytes()
+        return Blob(digest or b.digest, b.size, b.media_type, lambda: io.BytesIO(data))
+
+    im = bb_image.replace(layers=tuple(as_stream(b) for b in bb_image.layers))
+    write_polyglot(str(tmp_path / "a"), loader_bytes, im)
+    assert Polyglot(str(tmp_path / "a")).metadata["digest"] == im.digest
+    bad = bb_image.layers[0]
+    wrong = "sha256:" + "0" * 64
+    im = bb_image.replace(layers=(as_stream(bad, wrong), *bb_image.layers[1:]))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UserError, match="digest mismatch"):
+        write_polyglot(str(out / "b"), loader_bytes, im)
+    assert os.listdir(out) == []
+
+
+def test_truncated_blob_leaves_nothing(tmp_path, loader_bytes, images, monkeypatch):
+    monkeypatch.setenv("OCI2BIN_VERIFY", "always")
+    lay = str(tmp_path / "oci")
+    shutil.copytree(images.bb_oci, lay)
+    im = layout.read_layout(layout.DirTree(lay))
+    path = os.path.join(lay, "blobs/sha256", im.layers[0].digest[7:])
+    os.truncate(path, os.path.getsize(path) - 100)  # after the size check of read_layout
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UserError, match="manifest says"):
+        write_polyglot(str(out / "x"), loader_bytes, im)
+    assert os.listdir(out) == []
+
+
+def test_copy_atomic(built, tmp_path):
+    from oci2bin.state import cache
+
+    src, _ = built
+    dest = tmp_path / "d" / "copy"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old")
+    cache.copy_atomic(src, str(dest))
+    assert dest.read_bytes() == Path(src).read_bytes()
+    assert os.stat(dest).st_mode & 0o777 == 0o755
+    assert os.listdir(dest.parent) == ["copy"]
+
+
+def test_parse_created_matches_strptime():
+    import calendar
+    import random
+    import time
+
+    from oci2bin.polyglot.writer import _timegm, parse_created
+
+    def ref(t):
+        try:
+            return calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%S"))
+        except ValueError:
+            return None
+
+    def new(t):
+        try:
+            return _timegm(t)
+        except ValueError:
+            return None
+
+    rnd = random.Random(7)
+    cases = ["2024-02-29T23:59:60", "2023-02-29T00:00:00", "0000-01-01T00:00:00", "2023-1-5T1:2:3", "x"]
+    for _ in range(3000):
+        v = [rnd.randint(1, 9999), *(rnd.randint(0, k) for k in (13, 32, 24, 60, 62))]
+        cases.append(f"{v[0]:04d}-{v[1]}-{v[2]:02d}T{v[3]}:{v[4]:02d}:{v[5]}")
+    for t in cases:
+        assert new(t) == ref(t), t
+    assert parse_created("2023-11-14T22:13:20.5+01:30") == 1700000000 - 5400
+    assert parse_created("2023-11-14T22:13:20Z") == 1700000000
+    assert parse_created("garbage") is None
