@@ -9,7 +9,6 @@ the assembly.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import List
 
@@ -55,7 +54,7 @@ from oci2bin.target_types import (
     WorkdirField,
 )
 from oci2bin.util_rules.core_process import CoreStep
-from oci2bin.util_rules.host_tools import emulator_prefix
+from oci2bin.util_rules.host_tools import run_request_for
 from oci2bin.util_rules.image_sources import OCI_ARCH, ImageLayout, ImageLayoutRequest, layout_dir
 
 
@@ -241,10 +240,7 @@ async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsy
 @rule
 async def run_oci_binary(field_set: OciBinaryFieldSet, platform: Platform) -> RunRequest:
     built = await Get(BuiltPackage, PackageFieldSet, field_set)
-    relpath = built.artifacts[0].relpath
-    assert relpath is not None
-    prefix = await emulator_prefix(field_set.arch.value, platform)
-    return RunRequest(digest=built.digest, args=(*prefix, os.path.join("{chroot}", relpath)))
+    return await run_request_for(built, field_set.arch.value, platform)
 
 
 def rules():

@@ -29,7 +29,7 @@ from oci2bin.target_types import (
     StaticCSourcesField,
 )
 from oci2bin.util_rules.pypi_sdist import SdistFiles, SdistFilesRequest
-from oci2bin.util_rules.host_tools import emulator_prefix
+from oci2bin.util_rules.host_tools import run_request_for
 from oci2bin.util_rules.zig_compile import StaticBinary, StaticBinaryRequest
 
 
@@ -105,10 +105,7 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
 @rule
 async def run_static_c_binary(field_set: StaticCBinaryFieldSet, platform: Platform) -> RunRequest:
     built = await Get(BuiltPackage, PackageFieldSet, field_set)
-    relpath = built.artifacts[0].relpath
-    assert relpath is not None
-    prefix = await emulator_prefix(field_set.arch.value, platform)
-    return RunRequest(digest=built.digest, args=(*prefix, os.path.join("{chroot}", relpath)))
+    return await run_request_for(built, field_set.arch.value, platform)
 
 
 def rules():

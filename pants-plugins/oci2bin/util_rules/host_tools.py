@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import List
 
+from pants.core.goals.package import BuiltPackage
+from pants.core.goals.run import RunRequest
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
 from pants.engine.platform import Platform
 from pants.engine.rules import Get
@@ -26,3 +29,11 @@ async def emulator_prefix(arch: str, platform: Platform) -> List[str]:
         request, rationale=f"run an {arch} binary on this host (install qemu-user-static)"
     )
     return [first.path]
+
+
+async def run_request_for(built: BuiltPackage, arch: str, platform: Platform) -> RunRequest:
+    """`pants run` of a built executable, under qemu-user when it is for another architecture."""
+    relpath = built.artifacts[0].relpath
+    assert relpath is not None
+    prefix = await emulator_prefix(arch, platform)
+    return RunRequest(digest=built.digest, args=(*prefix, os.path.join("{chroot}", relpath)))

@@ -64,3 +64,14 @@ def uname_arch(arch: str) -> str:
 
 def prog_name() -> str:
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "oci2bin"
+
+
+def new_layout_dir(out: str) -> str:
+    """Check that `out` can become a new OCI layout directory (absent or empty); create its parent.
+
+    Returns the parent, where temporary work goes (same filesystem as the result)."""
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise UserError(f"{out} already exists", "remove it or choose another --output")
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    return parent

@@ -6,9 +6,7 @@ step is a pure function of its arguments and its output can be cached forever.
 
 from __future__ import annotations
 
-import os
-
-from oci2bin.cli.common import Parser, note, platform_for
+from oci2bin.cli.common import Parser, new_layout_dir, note, platform_for
 from oci2bin.errors import UserError
 from oci2bin.image.reference import parse as parse_reference
 
@@ -44,8 +42,7 @@ def run(argv: list[str]) -> int:
             f"{args.reference} is not pinned by digest",
             "append @sha256:<digest> (builds never use floating tags); `skopeo inspect` shows it",
         )
-    if os.path.exists(args.output) and os.listdir(args.output):
-        raise UserError(f"{args.output} already exists", "remove it or choose another --output")
+    new_layout_dir(args.output)
     from oci2bin.image import remote
 
     platform = platform_for(args.arch, args.platform)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 
-from oci2bin.cli.common import Parser, note, platform_for
+from oci2bin.cli.common import Parser, new_layout_dir, note, platform_for
 from oci2bin.errors import UserError
 from oci2bin.image.layout import write_layout
 from oci2bin.image.model import Platform
@@ -89,11 +88,7 @@ def run(argv: list[str]) -> int:
     adds = [AddSpec.parse(a) for a in args.add]
     platform = platform_for(args.arch, None)
     out = args.output
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise UserError(f"{out} already exists", "remove it or choose another --output")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"output directory {parent} does not exist", "create it first")
+    parent = new_layout_dir(out)
     with contextlib.ExitStack() as stack:
         if args.base:
             image = load_image(parse_source(args.base), stack, platform)

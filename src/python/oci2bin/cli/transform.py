@@ -8,13 +8,11 @@ this step and the assembly after it.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 
 from oci2bin.cli import transforms
-from oci2bin.cli.common import Parser, note, platform_for
+from oci2bin.cli.common import Parser, new_layout_dir, note, platform_for
 from oci2bin.cli.mkimage import add_config_arguments, config_changes
-from oci2bin.errors import UserError
 from oci2bin.image.layout import write_layout
 from oci2bin.image.source import load_image, parse_source
 from oci2bin.mutate.config import apply_config
@@ -51,10 +49,7 @@ def run(argv: list[str]) -> int:
     transforms.validate(args)
     changes = config_changes(args)
     out = args.output
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise UserError(f"{out} already exists", "remove it or choose another --output")
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
+    parent = new_layout_dir(out)
     platform = platform_for(args.arch, args.platform)
     with contextlib.ExitStack() as stack:
         image = load_image(parse_source(args.image), stack, platform)
