@@ -265,7 +265,7 @@ class Blob:
                     return
                 yield data
 
-    def copy_into(self, out_fd: int) -> None:
+    def copy_into(self, out_fd: int, advanced: Callable[[int], None] | None = None) -> None:
         """Append the blob's bytes at out_fd's file position, failing (UserError) unless they match digest and
         size. A blob that is a window of a regular file is copied by the kernel; the digest is computed from
         the bytes as written to out_fd, in a second thread, while the copy proceeds. On failure the bytes
@@ -274,13 +274,15 @@ class Blob:
         with self.opener() as src:
             loc = _file_window(src)
             if loc is not None:
-                copy_verified(loc[0], loc[1], out_fd, self.size, self.digest, what)
+                copy_verified(loc[0], loc[1], out_fd, self.size, self.digest, what, advanced)
                 return
         with self.open() as f:  # a stream: verified while read
             buf = bytearray(CHUNK)
             view = memoryview(buf)
             while n := f.readinto(buf):
                 write_all(out_fd, view[:n])
+                if advanced:
+                    advanced(n)
 
     def compression(self) -> str:
         """Sniffed compression of the blob: 'gzip', 'zstd' or 'none' (media types lie; magic bytes do not)."""
@@ -356,7 +358,15 @@ def _hash_range(fd: int, start: int, end: int, h, view: memoryview) -> None:
         pos += n
 
 
-def copy_verified(src_fd: int, src_off: int, out_fd: int, size: int, digest: str, what: str) -> None:
+def copy_verified(
+    src_fd: int,
+    src_off: int,
+    out_fd: int,
+    size: int,
+    digest: str,
+    what: str,
+    advanced: Callable[[int], None] | None = None,
+) -> None:
     """Copy size bytes of src_fd from src_off to out_fd's file position and check their digest.
 
     The digest is computed from out_fd (what was written, not a second read of the source: no window for the
@@ -371,8 +381,13 @@ def copy_verified(src_fd: int, src_off: int, out_fd: int, size: int, digest: str
     st = os.fstat(src_fd)
     copied = 0
     if cache.is_verified(st, src_off, size, digest):
-        while copied < size and (n := copy_range(src_fd, src_off + copied, out_fd, size - copied)) > 0:
+        while copied < size:
+            n = copy_range(src_fd, src_off + copied, out_fd, min(COPY_CHUNK, size - copied))
+            if n <= 0:
+                break
             copied += n
+            if advanced:
+                advanced(n)
         if copied == size and cache.file_identity(os.fstat(src_fd)) == cache.file_identity(st):
             return
         _hash_range(out_fd, start, start + copied, h, memoryview(bytearray(HASH_CHUNK)))
@@ -402,6 +417,8 @@ def copy_verified(src_fd: int, src_off: int, out_fd: int, size: int, digest: str
                     break
                 copied += n
                 todo.put(start + copied)
+                if advanced:
+                    advanced(n)
         finally:
             todo.put(None)
             t.join()

@@ -124,8 +124,7 @@ class _Out:
 
     def blob(self, blob: Blob) -> None:
         """The blob's bytes, verified against its digest and size (UserError otherwise)."""
-        blob.copy_into(self.fd)
-        self._advanced(blob.size)
+        blob.copy_into(self.fd, self._advanced)
 
     def _advanced(self, n: int) -> None:
         self.pos += n
