@@ -76,14 +76,17 @@ def install() -> str:
         if python is None:
             raise RuntimeError("buildgrid needs CPython 3.11 (set OCI2BIN_PY311 or install it with pyenv)")
         shutil.rmtree(venv, ignore_errors=True)
-        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull)  # a global pip constraints file must not interfere
-        subprocess.run([python, "-m", "venv", venv], check=True, env=env)
-        subprocess.run(
+        # pip uses the machine's own configuration (index, mirror, CA bundle): an install from PyPI.
+        subprocess.run([python, "-m", "venv", venv], check=True)
+        result = subprocess.run(
             [os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
              f"buildgrid=={VERSION}"],
-            check=True,
-            env=env,
+            capture_output=True,
+            text=True,
         )  # fmt: skip
+        if result.returncode:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise RuntimeError(f"pip could not install buildgrid=={VERSION}:\n{result.stderr[-3000:]}")
         open(done, "w").close()
     return bgd_path()
 
