@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "zig_glue.h"
 
@@ -22,6 +23,9 @@ static ssize_t src_read(tar_reader *t, void *buf, size_t len, oerr *e)
 void tar_guard(tar_reader *t, const char *diff_hex, uint64_t *budget)
 {
     t->budget = budget;
+    struct rlimit rl;
+    if (budget && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        t->fsize_max = (uint64_t)rl.rlim_cur;
     if (diff_hex && diff_hex[0] && !t->diff_hash) {
         t->diff_hash = aligned_alloc(64, sizeof(oci2bin_sha256_ctx));
         if (!t->diff_hash)
@@ -372,9 +376,9 @@ int tar_next(tar_reader *t, const tar_entry **out, oerr *e)
         }
         if (t->budget && en->type == '0') {
             if (en->size > *t->budget) {
-                oerr_set(e, "layer entry %s declares %llu bytes, more than the target filesystem can take "
-                            "(%llu bytes free): No space left on it (a decompression bomb, or free some space)",
-                         en->path, (unsigned long long)en->size, (unsigned long long)*t->budget);
+                oerr_set(e, "layer entry %s declares %llu bytes, more than the free space left on the target "
+                            "filesystem: No space left on it (free some space, or the layer is a decompression bomb)",
+                         en->path, (unsigned long long)en->size);
                 goto out;
             }
             *t->budget -= en->size;
@@ -400,6 +404,16 @@ ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e)
         return 0;
     if (len > t->remaining)
         len = (size_t)t->remaining;
+    /* RLIMIT_FSIZE: refused where the file would cross it (checked as the data arrives, so a truncated
+     * stream is still reported as truncated), before the write that would fail with EFBIG */
+    uint64_t done = t->cur.size - t->remaining;
+    if (t->fsize_max && t->cur.type == '0' && done + len > t->fsize_max) {
+        if (done >= t->fsize_max)
+            return oerr_set(e, "layer entry %s declares %llu bytes, larger than the file size limit (ulimit -f): "
+                               "raise the limit, or the layer is a decompression bomb",
+                            t->cur.path, (unsigned long long)t->cur.size);
+        len = (size_t)(t->fsize_max - done);
+    }
     ssize_t r = src_read(t, buf, len, e);
     if (r < 0)
         return -1;

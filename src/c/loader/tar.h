@@ -35,6 +35,7 @@ typedef struct tar_reader {
     const char *diff_hex; /* expected sha256 of the whole decoded stream (the config's diff_id), or NULL */
     void *diff_hash;      /* its running hash (64-byte aligned, owned) */
     uint64_t *budget;     /* bytes the target filesystem can still take; file sizes are taken from it */
+    uint64_t fsize_max;   /* RLIMIT_FSIZE (0: none): a bigger file cannot be written */
 } tar_reader;
 
 void tar_init(tar_reader *t, tar_read_fn read, void *ctx);
