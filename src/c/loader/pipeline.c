@@ -1,4 +1,5 @@
-/* First-start layer pipeline (see pipeline.h): read+hash, decode, and tar+extract on three threads. */
+/* First-start layer pipeline (see pipeline.h): read+hash, decode, hash of the decoded stream, and
+ * tar+extract on up to four threads. */
 #define _GNU_SOURCE
 #include "pipeline.h"
 
@@ -147,9 +148,9 @@ static void *decoder_main(void *arg)
     oerr e = {0};
     int failed = 0;
     for (;;) {
-        unsigned char *b = chan_produce_begin(&lp->out);
+        unsigned char *b = chan_produce_begin(lp->dec_out);
         if (!b)
-            break; /* the consumer is done */
+            break; /* the consumer is done (or, with a diff_id, the pipe is aborted) */
         size_t got = 0;
         while (got < PIPE_SLOT_SIZE) {
             ssize_t r = codec_read(&lp->c, b + got, PIPE_SLOT_SIZE - got, &e);
@@ -162,13 +163,55 @@ static void *decoder_main(void *arg)
             got += (size_t)r;
         }
         if (got)
-            chan_produce_end(&lp->out, got);
-        if (failed || got < PIPE_SLOT_SIZE)
+            chan_produce_end(lp->dec_out, got);
+        if (failed || got < PIPE_SLOT_SIZE || lp->abort)
             break;
     }
     /* No more raw input is needed: the reader hashes the rest on its own. */
     chan_cancel(&lp->raw);
-    chan_close(&lp->out, failed ? &e : NULL);
+    chan_close(lp->dec_out, failed ? &e : NULL);
+    return NULL;
+}
+
+/* With a diff_id: hashes every decoded byte on its way to the caller, and the rest after the caller is done. */
+static void *hasher_main(void *arg)
+{
+    layer_pipe *lp = arg;
+    oerr e = {0};
+    unsigned char *spare = NULL;
+    for (;;) {
+        unsigned char *b = spare;
+        if (!b && !(b = chan_produce_begin(&lp->out)))
+            b = spare = xmalloc(PIPE_SLOT_SIZE);
+        size_t got = 0;
+        ssize_t r = 1;
+        while (got < PIPE_SLOT_SIZE && (r = chan_read(&lp->mid, b + got, PIPE_SLOT_SIZE - got, &e)) > 0)
+            got += (size_t)r;
+        oci2bin_sha256_update(&lp->diff_sha, b, got);
+        if (!spare && got)
+            chan_produce_end(&lp->out, got);
+        if (r < 0) {
+            /* the caller sees it, or (if it is done already) finish reports it */
+            lp->dec_failed = 1;
+            lp->dec_err = e;
+            chan_close(&lp->out, &e);
+            break;
+        }
+        if (r == 0) {
+            if (!lp->abort) {
+                oci2bin_sha256_final(&lp->diff_sha, lp->diff_digest);
+                lp->diff_done = 1;
+            }
+            chan_close(&lp->out, NULL);
+            break;
+        }
+        if (lp->abort) {
+            chan_close(&lp->out, NULL);
+            break;
+        }
+    }
+    chan_cancel(&lp->mid);
+    free(spare);
     return NULL;
 }
 
@@ -179,7 +222,8 @@ static ssize_t pipe_raw_source(void *ctx, unsigned char *buf, size_t len, oerr *
     return chan_read(ctx, buf, len, e);
 }
 
-int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *name, oerr *e)
+int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *diff_hex,
+                     const char *name, oerr *e)
 {
     memset(lp, 0, sizeof *lp);
     lp->fd = fd;
@@ -187,6 +231,7 @@ int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int ha
     lp->size = size;
     lp->hashing = hash;
     lp->name = name;
+    lp->diff_hex = diff_hex && diff_hex[0] ? diff_hex : NULL;
     if (codec_open(&lp->c, fd, off, size, 0, name, e)) {
         codec_close(&lp->c);
         return -1;
@@ -195,6 +240,11 @@ int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int ha
         oci2bin_sha256_init(&lp->sha);
     chan_init(&lp->raw);
     chan_init(&lp->out);
+    if (lp->diff_hex) {
+        chan_init(&lp->mid);
+        oci2bin_sha256_init(&lp->diff_sha);
+    }
+    lp->dec_out = lp->diff_hex ? &lp->mid : &lp->out;
     codec_set_source(&lp->c, pipe_raw_source, &lp->raw);
 
     /* Signals stay with the calling thread (the loader's handlers expect it). */
@@ -202,19 +252,27 @@ int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int ha
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&lp->reader, NULL, reader_main, lp);
-    if (rc == 0) {
-        rc = pthread_create(&lp->decoder, NULL, decoder_main, lp);
-        if (rc != 0) {
-            lp->abort = 1;
-            chan_cancel(&lp->raw);
-            pthread_join(lp->reader, NULL);
-        }
+    int n_started = rc == 0;
+    if (rc == 0 && (rc = pthread_create(&lp->decoder, NULL, decoder_main, lp)) == 0)
+        n_started++;
+    if (rc == 0 && lp->diff_hex && (rc = pthread_create(&lp->hasher, NULL, hasher_main, lp)) == 0)
+        n_started++;
+    if (rc != 0 && n_started) {
+        lp->abort = 1;
+        chan_cancel(&lp->out);
+        chan_cancel(lp->dec_out);
+        chan_cancel(&lp->raw);
+        if (n_started > 1)
+            pthread_join(lp->decoder, NULL);
+        pthread_join(lp->reader, NULL);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         dbg("layer %s: cannot start the extraction threads (%s): reading serially", name, strerror(rc));
         chan_destroy(&lp->raw);
         chan_destroy(&lp->out);
+        if (lp->diff_hex)
+            chan_destroy(&lp->mid);
         codec_close(&lp->c);
         if (codec_open(&lp->c, fd, off, size, hash, name, e)) {
             codec_close(&lp->c);
@@ -253,9 +311,14 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
         codec_close(&lp->c);
         return ok ? rc : -1;
     }
-    if (!ok)
+    if (!ok) {
         lp->abort = 1;
+        if (lp->diff_hex)
+            chan_cancel(&lp->mid);
+    }
     chan_cancel(&lp->out);
+    if (lp->diff_hex)
+        pthread_join(lp->hasher, NULL);
     pthread_join(lp->decoder, NULL);
     if (!ok)
         chan_cancel(&lp->raw);
@@ -263,6 +326,11 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
     if (ok && lp->read_failed) {
         *e = lp->read_err;
         rc = -1;
+    } else if (ok && lp->dec_failed) {
+        *e = lp->dec_err;
+        rc = -1;
+    } else if (ok && lp->diff_hex && !lp->diff_done) {
+        rc = oerr_set(e, "layer %s: the decoded stream ended early: the file is corrupt, rebuild it", lp->name);
     } else if (ok && lp->hashing) {
         char hex[65];
         to_hex(lp->digest, 32, hex);
@@ -271,8 +339,18 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
                              "tampered with, rebuild it",
                           lp->name, hex);
     }
+    if (rc == 0 && ok && lp->diff_hex) {
+        char hex[65];
+        to_hex(lp->diff_digest, 32, hex);
+        if (strcmp(hex, lp->diff_hex) != 0)
+            rc = oerr_set(e, "a layer's uncompressed content does not match its digest in the image config "
+                             "(rootfs.diff_ids: sha256:%s): the image is corrupt or was tampered with, rebuild it",
+                          lp->diff_hex);
+    }
     chan_destroy(&lp->raw);
     chan_destroy(&lp->out);
+    if (lp->diff_hex)
+        chan_destroy(&lp->mid);
     codec_close(&lp->c);
     lp->started = 0;
     return ok ? rc : -1;

@@ -1,9 +1,12 @@
 /* First-start layer pipeline: three threads per layer, joined before the layer is done.
- *   reader thread:  pread of the blob -> SHA-256 of the raw bytes -> ring 1
- *   decoder thread: ring 1 -> codec (gzip/zstd/none) -> ring 2
- *   caller:         ring 2 -> tar -> extract (all path resolution and file writes stay on the caller)
- * Rings are bounded (PIPE_SLOTS buffers of PIPE_SLOT_SIZE bytes). The digest is compared only after both
- * threads are joined; a mismatch or any read/decode error fails the layer as the serial path does. */
+ *   reader thread:  pread of the blob -> SHA-256 of the raw bytes (the blob digest) -> ring raw
+ *   decoder thread: ring raw -> codec (gzip/zstd/none) -> ring mid (or straight to ring out)
+ *   hasher thread:  (only with a diff_id) ring mid -> SHA-256 of the decoded stream -> ring out
+ *   caller:         ring out -> tar -> extract (all path resolution and file writes stay on the caller)
+ * Rings are bounded (PIPE_SLOTS buffers of PIPE_SLOT_SIZE bytes). When the caller is done early (the tar end
+ * blocks), the rest of the blob is still hashed, and with a diff_id the rest of the stream is still decoded and
+ * hashed. Digests are compared only after all threads are joined; a mismatch or any read/decode error fails
+ * the layer as the serial path does. */
 #ifndef OCI2BIN_PIPELINE_H
 #define OCI2BIN_PIPELINE_H
 #include <pthread.h>
@@ -48,22 +51,31 @@ typedef struct layer_pipe {
     int hashing;
     const char *name;
     codec c;                    /* opened by the caller (kind known), read by the decoder thread */
-    chan raw, out;
-    pthread_t reader, decoder;
+    const char *diff_hex;       /* expected SHA-256 of the decoded stream (config rootfs.diff_ids), or NULL */
+    chan raw, mid, out;
+    chan *dec_out;              /* &mid with a diff_id, else &out */
+    pthread_t reader, decoder, hasher;
     int started;
     volatile int abort;         /* stop everything, the digest no longer matters */
     oci2bin_sha256_ctx sha;
     unsigned char digest[32];
     int read_failed;
     oerr read_err;
+    oci2bin_sha256_ctx diff_sha;
+    unsigned char diff_digest[32];
+    int diff_done;              /* the whole decoded stream was hashed */
+    int dec_failed;             /* decoding failed after the caller was done (only seen with a diff_id) */
+    oerr dec_err;
 } layer_pipe;
 
 /* Opens the codec and starts both threads. -1 with *e if the codec cannot be opened; if a thread cannot be
  * started lp->started stays 0 and 0 is returned: the caller then reads lp->c serially. */
-int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *name, oerr *e);
+int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *diff_hex,
+                     const char *name, oerr *e);
 /* The decompressed stream (a tar_read_fn). */
 ssize_t layer_pipe_read(void *lp, void *buf, size_t len, oerr *e);
 /* Stops and joins the threads. ok != 0: the consumer succeeded; then the rest of the blob is hashed and
- * compared with want_hex (when hashing). Returns 0 or -1 with *e. Always releases everything. */
+ * compared with want_hex (when hashing), and the rest of the stream decoded, hashed and compared with the
+ * diff_id (when given). Returns 0 or -1 with *e. Always releases everything. */
 int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e);
 #endif

@@ -27,14 +27,15 @@ int rootfs_extract(const payload *p, const image *img, int rootfd, int keep_owne
         layer_pipe lp;
         tar_reader t;
         double t0 = now_ms();
-        if (layer_pipe_start(&lp, p->fd, l->ent->off, l->ent->size, l->hex[0] != 0, l->ent->name, e)) {
+        if (layer_pipe_start(&lp, p->fd, l->ent->off, l->ent->size, l->hex[0] != 0, l->diff_hex, l->ent->name, e)) {
             rc = -1;
             break;
         }
         enum codec_kind kind = lp.c.kind;
         int threaded = lp.started;
         tar_init(&t, layer_pipe_read, &lp);
-        tar_guard(&t, l->diff_hex, have_budget ? &budget : NULL);
+        /* the diff_id is checked by the pipeline's hasher thread (by tar, when reading serially) */
+        tar_guard(&t, threaded ? NULL : l->diff_hex, have_budget ? &budget : NULL);
         rc = extract_layer(&x, &t, e);
         rc = layer_pipe_finish(&lp, rc == 0, l->hex, e);
         dbg("layer %zu/%zu %s (%s, %llu bytes%s): %s in %.1f ms", i + 1, img->n_layers, l->ent->name,

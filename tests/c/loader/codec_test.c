@@ -1,4 +1,5 @@
-/* Unit tests for codec.c (none/gzip detection, gzip inflate via Zig std, SHA-256 verification). */
+/* Unit tests for codec.c (none/gzip detection, gzip inflate via Zig std, SHA-256 verification) and the
+ * threaded layer pipeline (pipeline.c). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "pipeline.h"
 #include "tap.h"
 
 /* gzip.compress(b'hello oci2bin\n' * 200, mtime=0) */
@@ -96,6 +98,97 @@ int main(void)
     ok(zrc == -1 && strstr(e.msg, "zstd"), "zstd without libzstd: clear error");
 #endif
     codec_close(&c);
+    close(fd);
+
+    /* ---- the pipeline ---- */
+    layer_pipe lp;
+    sha256_hex(GZ, sizeof GZ, hex);
+    fd = memfile(GZ, sizeof GZ, 16);
+    ok(layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, NULL, "gz", &e) == 0 && lp.started && lp.c.kind == CODEC_GZIP,
+       "pipeline starts (gzip)");
+    n = 0;
+    while ((last = layer_pipe_read(&lp, out + n, 100, &e)) > 0)
+        n += (size_t)last;
+    ok(last == 0 && n == 14 * 200 && memcmp(out, "hello oci2bin\nhello", 19) == 0, "pipeline inflates (%zu)", n);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: digest verifies");
+    layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, NULL, "gz", &e);
+    layer_pipe_read(&lp, out, 19, &e);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: consumer done early, the rest is still hashed");
+    layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, NULL, "gz", &e);
+    while (layer_pipe_read(&lp, out, sizeof out, &e) > 0)
+        ;
+    ok(layer_pipe_finish(&lp, 1, "0000000000000000000000000000000000000000000000000000000000000000", &e) == -1 &&
+           strstr(e.msg, "does not match"),
+       "pipeline: digest mismatch is an error");
+    char dhex[65];
+    memset(out, 0, sizeof out);
+    for (int k = 0; k < 200; k++)
+        memcpy(out + 14 * k, "hello oci2bin\n", 14);
+    sha256_hex(out, 14 * 200, dhex);
+    layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, dhex, "gz", &e);
+    n = 0;
+    while ((last = layer_pipe_read(&lp, out + n, 333, &e)) > 0)
+        n += (size_t)last;
+    ok(last == 0 && n == 14 * 200 && layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: diff_id verifies");
+    layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, dhex, "gz", &e);
+    layer_pipe_read(&lp, out, 19, &e);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: consumer done early, the rest is still decoded and hashed");
+    layer_pipe_start(&lp, fd, 16, sizeof GZ, 1, hex, "gz", &e);
+    layer_pipe_read(&lp, out, 19, &e);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == -1 && strstr(e.msg, "diff_ids"), "pipeline: diff_id mismatch (%s)",
+       e.msg);
+    close(fd);
+    fd = memfile(bad, sizeof bad, 0);
+    layer_pipe_start(&lp, fd, 0, sizeof bad, 1, NULL, "bad", &e);
+    while ((last = layer_pipe_read(&lp, out, sizeof out, &e)) > 0)
+        ;
+    ok(last < 0 && strstr(e.msg, "gzip"), "pipeline: corrupt gzip is an error (%s)", e.msg);
+    ok(layer_pipe_finish(&lp, 0, hex, &e) == -1 && strstr(e.msg, "gzip"), "pipeline: failure keeps the error");
+    close(fd);
+
+    /* many ring slots: 5 MiB uncompressed, read in odd sizes */
+    size_t big = 5u * 1024 * 1024 + 777;
+    unsigned char *data = malloc(big), *back = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    data[0] = 'x'; /* no compression magic */
+    char bighex[65];
+    sha256_hex(data, big, bighex);
+    fd = memfile(data, big, 3);
+    ok(layer_pipe_start(&lp, fd, 3, big, 1, bighex, "big", &e) == 0 && lp.c.kind == CODEC_NONE,
+       "pipeline starts (none, with a diff_id)");
+    n = 0;
+    while ((last = layer_pipe_read(&lp, back + n, 4099, &e)) > 0)
+        n += (size_t)last;
+    ok(last == 0 && n == big && memcmp(back, data, big) == 0, "pipeline passes 5 MiB through intact");
+    ok(layer_pipe_finish(&lp, 1, bighex, &e) == 0, "pipeline: 5 MiB digest and diff_id verify");
+    int rounds = 0;
+    for (int k = 0; k < 20; k++) {
+        layer_pipe_start(&lp, fd, 3, big, 1, k % 3 ? bighex : NULL, "big", &e);
+        layer_pipe_read(&lp, back, (size_t)k * 1000 + 1, &e);
+        if (k % 2)
+            usleep(2000); /* let the rings fill */
+        if (layer_pipe_finish(&lp, 1, bighex, &e) != 0)
+            break;
+        layer_pipe_start(&lp, fd, 3, big, 1, k % 3 ? bighex : NULL, "big", &e);
+        layer_pipe_read(&lp, back, 10, &e);
+        if (layer_pipe_finish(&lp, 0, bighex, &e) != -1)
+            break;
+        rounds++;
+    }
+    ok(rounds == 20, "pipeline: early finish and abort, %d of 20 rounds, no hang", rounds);
+    layer_pipe_start(&lp, fd, 3, big - 1, 1, NULL, "big", &e);
+    while (layer_pipe_read(&lp, back, sizeof out, &e) > 0)
+        ;
+    ok(layer_pipe_finish(&lp, 1, bighex, &e) == -1 && strstr(e.msg, "does not match"),
+       "pipeline: one byte short does not match");
+    layer_pipe_start(&lp, fd, 3, big + 100, 1, bighex, "big", &e);
+    while ((last = layer_pipe_read(&lp, back, sizeof out, &e)) > 0)
+        ;
+    ok(layer_pipe_finish(&lp, 1, bighex, &e) == -1 && strstr(e.msg, "cannot read layer"),
+       "pipeline: a range past the end of the file is a read error (%s)", e.msg);
+    free(data);
+    free(back);
     close(fd);
     return tap_done();
 }
