@@ -38,6 +38,11 @@ def test_sigkill_during_setup_is_cleaned_by_next_start(runner, cache):
             break
     assert caught, "never killed the loader during set-up (run dir removed before the kill every time)"
     assert all(n.startswith("oci2bin-run-") for n in caught), caught
+    # The killed container (PID 1 gets SIGKILL via PDEATHSIG) holds the run dir's lock until the kernel has
+    # torn it down; wait for that, as a later start would come later anyway.
+    deadline = time.monotonic() + 10
+    while _procs_with("30") and time.monotonic() < deadline:
+        time.sleep(0.05)
     # the next start removes it immediately, and leaves nothing itself
     assert runner.run(*flags, "echo", "ok", check=True).stdout == "ok\n"
     assert runner.tmp_left() == []
