@@ -819,8 +819,7 @@ CASES = [
     Case(
         "sysfs-remount-rw",
         lambda x: x.image(
-            check=OPEN_W.removesuffix("open_w")
-            + "if mount -o remount,bind,rw /sys 2>/dev/null && "
+            check=OPEN_W.removesuffix("open_w") + "if mount -o remount,bind,rw /sys 2>/dev/null && "
             "open_w /sys/kernel/mm/transparent_hugepage/enabled; then "
             "echo SYSFS-WRITABLE; exit 9; fi"
         ),

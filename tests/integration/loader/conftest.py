@@ -3,6 +3,7 @@ which runs it as root or as `tester` with its own TMPDIR and cache dir (both che
 
 Needs root (builds the rig image, switches to `tester`). Loader: $OCI2BIN_TEST_LOADER, else the one Pants puts at
 loader/loader-x86_64 in the test sandbox."""
+
 from __future__ import annotations
 
 import os
@@ -52,9 +53,24 @@ def busybox(loader, workdir) -> Path:
         pytest.skip("needs root")
     layout = images.build("busybox")
     out = workdir / "busybox.bin"
-    p = subprocess.run([sys.executable, "-m", "oci2bin", "assemble", "--loader", str(loader), "--image",
-                        f"oci:{layout}", "--output", str(out)], capture_output=True, text=True, env=cli_env(),
-                       cwd=str(REPO))
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oci2bin",
+            "assemble",
+            "--loader",
+            str(loader),
+            "--image",
+            f"oci:{layout}",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=str(REPO),
+    )
     assert p.returncode == 0, f"assemble failed:\n{p.stdout}\n{p.stderr}"
     out.chmod(0o755)
     return out
@@ -78,9 +94,13 @@ class Runner:
                 os.chown(d, pw.pw_uid, pw.pw_gid)
 
     def env(self, extra: dict | None = None) -> dict:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "TMPDIR": str(self.tmp),
-               "OCI2BIN_CACHE_DIR": str(self.cache), "HOME": str(self.home),
-               "XDG_CACHE_HOME": str(self.home / ".cache")}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "TMPDIR": str(self.tmp),
+            "OCI2BIN_CACHE_DIR": str(self.cache),
+            "HOME": str(self.home),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+        }
         env.update(extra or {})
         return env
 
@@ -90,12 +110,34 @@ class Runner:
             return cmd
         envs = [f"{k}={v}" for k, v in self.env(extra_env).items()]
         # setpriv execs (runuser would stay the parent): the process is the loader itself, for signal tests
-        return ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "env", "-i", *envs, *cmd]
+        return [
+            "setpriv",
+            f"--reuid={self.user}",
+            f"--regid={self.user}",
+            "--init-groups",
+            "env",
+            "-i",
+            *envs,
+            *cmd,
+        ]
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 60, env: dict | None = None,
-            check: bool = False) -> subprocess.CompletedProcess:
-        p = subprocess.run(self.argv(list(args), env), capture_output=True, text=True, input=input,
-                           timeout=timeout, env=self.env(env), cwd=str(self.base))
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess:
+        p = subprocess.run(
+            self.argv(list(args), env),
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            env=self.env(env),
+            cwd=str(self.base),
+        )
         if check:
             assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
         return p

@@ -1,5 +1,6 @@
 """Nothing is left in TMPDIR after normal exit, error, or SIGKILL of the loader (issue 3): a run dir left by
 a SIGKILLed loader is removed by the next start at once (its lock is free), not after an age limit."""
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,9 @@ def _procs_with(arg: str) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("flags", [[], ["--user", "1000"], ["--init", "--user", "1000"]],
-                         ids=["root-in-ctr", "user", "init-user"])
+@pytest.mark.parametrize(
+    "flags", [[], ["--user", "1000"], ["--init", "--user", "1000"]], ids=["root-in-ctr", "user", "init-user"]
+)
 def test_sigkill_of_loader_takes_the_container(runner, flags):
     """A user switch clears the parent-death signal; the loader re-arms it, so the container still dies."""
     if runner.user != "root" and f"{runner.user}:" not in open("/etc/subuid").read() and flags:
