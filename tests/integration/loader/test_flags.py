@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 
-
 def _owned(runner, path: Path) -> Path:
     if runner.user != "root":
         pw = pwd.getpwnam(runner.user)
