@@ -20,13 +20,12 @@ from pants.core.goals.package import (
     PackageFieldSet,
 )
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
-from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import UnparsedAddressInputs
 from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import FieldSetsPerTarget, FieldSetsPerTargetRequest, SourcesField, Targets
+from pants.engine.target import FieldSetsPerTarget, FieldSetsPerTargetRequest, Targets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -55,7 +54,13 @@ from oci2bin.target_types import (
 )
 from oci2bin.util_rules.core_process import CoreStep
 from oci2bin.util_rules.host_tools import run_request_for
-from oci2bin.util_rules.image_sources import OCI_ARCH, ImageLayout, ImageLayoutRequest, layout_dir
+from oci2bin.util_rules.image_sources import (
+    OCI_ARCH,
+    ImageLayout,
+    ImageLayoutRequest,
+    files_of_target,
+    layout_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -117,17 +122,11 @@ async def _files_of(field_set: OciBinaryFieldSet) -> tuple:
     digests: List[Digest] = []
     paths: List[str] = []
     for target in targets:
-        field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [target]))
-        if field_sets.field_sets:
-            built = await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
-            digests.append(built.digest)
-            paths.extend(a.relpath for a in built.artifacts if a.relpath)
-        elif target.has_field(SourcesField):
-            sources = await Get(SourceFiles, SourceFilesRequest([target[SourcesField]]))
-            digests.append(sources.snapshot.digest)
-            paths.extend(sources.files)
-        else:
+        digest, files = await files_of_target(target)
+        if digest is None or not files:
             raise ValueError(f"{field_set.address}: `add_files` target {target.address} has no files.")
+        digests.append(digest)
+        paths.extend(files)
     return await Get(Digest, MergeDigests(digests)), sorted(set(paths))
 
 

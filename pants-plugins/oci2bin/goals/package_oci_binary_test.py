@@ -308,6 +308,8 @@ int main(int argc, char **argv) {
     if (f) { if (!fgets(line, sizeof line, f)) line[0] = 0; fclose(f); }
     printf("release=%s greeting=%s pid=%d args=", line, getenv("GREETING") ? getenv("GREETING") : "-", (int)getpid());
     for (int i = 1; i < argc; i++) printf("[%s]", argv[i]);
+    FILE *x = fopen("/opt/app/release", "r"); char extra[128];
+    if (x) { if (fgets(extra, sizeof extra, x)) printf(" extra=%s", extra); fclose(x); }
     printf("\n");
     return argc;
 }
@@ -326,6 +328,7 @@ oci_image(
 )
 oci_binary(name="bin", image=":img")
 oci_binary(name="bin_env", image=":img", env=["GREETING=binary"], output_path="out/bin_env")
+oci_binary(name="bin_add", image=":img", add_files=[":release"], add_files_prefix="/opt")
 """
 
 
@@ -370,7 +373,7 @@ def test_real_build_runs(tmp_path) -> None:
         assert len(json.load(f)["manifests"]) == 1
 
     results = {}
-    for name in ("bin", "bin_env"):
+    for name in ("bin", "bin_env", "bin_add"):
         built = package_binary(rule_runner, Address("app", target_name=name))
         (artifact,) = built.artifacts
         rule_runner.write_digest(built.digest, path_prefix="out")
@@ -400,3 +403,6 @@ def test_real_build_runs(tmp_path) -> None:
     relpath, default, _ = results["bin_env"]
     assert relpath == "out/bin_env"
     assert default.stdout == "release=rr-1 greeting=binary pid=1 args=[from][image]\n", default
+    # add_files: the `file` target lands at <add_files_prefix>/<its repo path>, in a new layer
+    _, default, _ = results["bin_add"]
+    assert default.stdout == "release=rr-1 greeting=image pid=1 args=[from][image] extra=rr-1\n", default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
@@ -77,18 +77,21 @@ def layout_dir(address: Address) -> str:
     return os.path.join("__oci_layouts", address.path_safe_spec)
 
 
-async def _single_file_of(target: Target, owner: Address, container_path: str) -> Tuple[Digest, str]:
-    """The one file a `files` entry stands for: a packaged artifact, or a file/resource source."""
+async def files_of_target(target: Target) -> Tuple[Optional[Digest], List[str]]:
+    """The files a target stands for in an image: its packaged artifacts, or its file/resource sources."""
     field_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [target]))
     if field_sets.field_sets:
         built = await Get(BuiltPackage, EnvironmentAwarePackageRequest(field_sets.field_sets[0]))
-        paths = [a.relpath for a in built.artifacts if a.relpath]
-        digest = built.digest
-    elif target.has_field(SourcesField):
+        return built.digest, [a.relpath for a in built.artifacts if a.relpath]
+    if target.has_field(SourcesField):
         sources = await Get(SourceFiles, SourceFilesRequest([target[SourcesField]]))
-        paths, digest = list(sources.files), sources.snapshot.digest
-    else:
-        paths, digest = [], None
+        return sources.snapshot.digest, list(sources.files)
+    return None, []
+
+
+async def _single_file_of(target: Target, owner: Address, container_path: str) -> Tuple[Digest, str]:
+    """The one file a `files` entry stands for."""
+    digest, paths = await files_of_target(target)
     if len(paths) != 1 or digest is None:
         raise ValueError(
             f"{owner}: `files` entry {container_path!r} -> {target.address} must produce exactly one file, "
