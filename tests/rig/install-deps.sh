@@ -75,4 +75,6 @@ mkdir -p -m 700 "\$HOME" "\$XDG_RUNTIME_DIR"
 export CONTAINERS_CONF=$D/tester-containers.conf CONTAINERS_STORAGE_CONF=$D/tester-storage.conf
 CONF
 chmod 644 "$D"/*.conf "$D"/*.sh
+# aarch64 programs inside aarch64 images (the example's aarch64 binary test) run through binfmt_misc + qemu
+"$(dirname "$0")/binfmt-aarch64.sh"
 echo "install-deps.sh: ok (packages: ${#PACKAGES[@]}, user $TESTER, podman configs in $D)"
