@@ -215,19 +215,7 @@ static void setup_sys(int rootfd, int own_netns)
     if (fd < 0)
         return;
     fdpath(fd, p);
-    struct statvfs sv;
-    unsigned long keep = 0;
-    if (statvfs("/sys", &sv) == 0) {
-        if (sv.f_flag & ST_NOSUID)
-            keep |= MS_NOSUID;
-        if (sv.f_flag & ST_NODEV)
-            keep |= MS_NODEV;
-        if (sv.f_flag & ST_NOEXEC)
-            keep |= MS_NOEXEC;
-        if (sv.f_flag & ST_RELATIME)
-            keep |= MS_RELATIME;
-    }
-    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(fd), NULL) < 0)
         dbg("/sys read-only: %s (left read-write; it is still the host's view)", strerror(errno));
     close(fd);
 }

@@ -122,8 +122,8 @@ int tmpfs_parse(const char *spec, mount_spec *out, oerr *e)
     return ctr_path("--tmpfs", spec, &out->ctr, e);
 }
 
-/* Flags of the mount holding path that an unprivileged bind remount must keep (they are locked). */
-static unsigned long locked_flags(int fd)
+/* Flags of the mount holding fd that an unprivileged bind remount must keep (they are locked). */
+unsigned long locked_flags(int fd)
 {
     struct statvfs sv;
     unsigned long keep = 0;

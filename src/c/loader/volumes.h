@@ -21,4 +21,7 @@ const char *ssh_agent_socket(void);
 /* In the container's mount namespace, before pivot_root: mounts every -v, --secret and --tmpfs of o
  * into the rootfs (rootfd: O_PATH of the rootfs mount), creating mount points in-root. */
 int volumes_mount(int rootfd, const options *o, oerr *e);
+/* Flags of the mount holding fd that an unprivileged bind remount must keep (the kernel locks them). */
+unsigned long locked_flags(int fd);
+
 #endif
