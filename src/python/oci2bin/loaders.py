@@ -4,17 +4,18 @@ package (oci2bin/loaders/loader-<arch>)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from oci2bin.errors import UserError
 from oci2bin.polyglot.format import parse_elf
+from oci2bin.record import Record
 
 ENV = "OCI2BIN_LOADER"
 ARCHES = ("x86_64", "aarch64")
 
 
-@dataclass(frozen=True)
-class Loader:
+class Loader(Record):
+    __slots__ = ("path", "data", "arch")
+    _fields = __slots__
     path: str
     data: bytes
     arch: str

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
-import tempfile
 
 from oci2bin.cli import transforms
 from oci2bin.cli.common import (
@@ -24,10 +22,11 @@ from oci2bin.image.source import Source, load_image, parse_source
 from oci2bin.loaders import ARCHES, Loader, loader_for
 from oci2bin.naming import output_name, repo_name
 from oci2bin.polyglot.format import OCI_ARCH
-from oci2bin.polyglot.reader import Polyglot
-from oci2bin.polyglot.wrapper import write_wrapper
 from oci2bin.polyglot.writer import write_polyglot
 from oci2bin.state import cache as output_cache
+
+# Every build is a fresh interpreter: modules only some builds need (tempfile, the polyglot reader, the --arch
+# all wrapper, the mutate modules) are imported where they are used (docs/benchmarks.md section 3).
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -112,18 +111,23 @@ def build_one(
             )
         name = ref or image.source_name
         note(f"image digest: {repo_name(name)}@{image.digest}")
-        if args is not None:
+        if args is not None and transforms.requested(args):
+            import tempfile
+
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir))
             image = transforms.apply(image, args, stack, workdir, want, (loader.data, loader.arch))
         progress = None if quiet else progress_for(os.path.basename(output))
         if use_cache:
+            from oci2bin import hashing
+            from oci2bin.polyglot.reader import Polyglot
+
             cdir = output_cache.cache_dir()
             os.makedirs(cdir, exist_ok=True)
             opts = transforms.describe(args) if args is not None else ""
             key = output_cache.cache_key(
                 os.path.basename(output),
                 image.digest,
-                hashlib.sha256(loader.data).hexdigest(),
+                hashing.sha256_hex(loader.data),
                 str(vm),
                 name or "",
                 opts,
@@ -136,8 +140,8 @@ def build_one(
                 hit = False
             if hit:
                 note(f"using cached {cached}")
-            else:
-                write_polyglot(cached, loader.data, image, ref=name, vm=vm, progress=progress)
+            else:  # durable: reused by later builds after only a footer check (see polyglot/writer.py)
+                write_polyglot(cached, loader.data, image, ref=name, vm=vm, progress=progress, durable=True)
             output_cache.copy_atomic(cached, output)
         else:
             write_polyglot(output, loader.data, image, ref=name, vm=vm, progress=progress)
@@ -195,6 +199,8 @@ def run(argv: list[str]) -> int:
         wrapper = args.output or (default or _default_name(src, ref, None))
         if vm_prog and not args.output:
             wrapper = "oci2vm_" + wrapper
+        from oci2bin.polyglot.wrapper import write_wrapper
+
         write_wrapper(wrapper, os.path.basename(wrapper), [a for a in arches if a])
         outputs.insert(0, wrapper)
     for o in outputs:

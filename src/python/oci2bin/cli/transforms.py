@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import TYPE_CHECKING
 
 from oci2bin.errors import UserError
 from oci2bin.image.model import Image, Platform
 from oci2bin.image.source import load_image, parse_source
 
+TYPE_CHECKING = False  # typing costs import time on every CLI start; annotations are strings here
 if TYPE_CHECKING:
     from oci2bin.mutate.layertar import AddSpec
 
@@ -91,6 +91,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="oci2bin.loader",
         metavar="PREFIX",
         help="label key prefix",
+    )
+
+
+def requested(args: argparse.Namespace) -> bool:
+    """Does any flag ask for a transform? (A plain build then needs no work directory.)"""
+    return bool(
+        args.layer
+        or args.add_file
+        or args.add_dir
+        or args.add
+        or args.strip
+        or args.strip_prefix
+        or args.strip_auto
+        or args.squash
+        or args.compress
+        or args.embed_loader_layer
+        or args.embed_loader_labels
     )
 
 

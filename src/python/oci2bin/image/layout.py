@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from typing import BinaryIO, Protocol
 
 from oci2bin.errors import UserError
 from oci2bin.image.model import (
@@ -25,6 +22,12 @@ from oci2bin.image.model import (
     image_from_manifest,
     split_digest,
 )
+
+TYPE_CHECKING = False  # typing (and tempfile/shutil, imported by write_layout) cost every CLI start time
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
+else:
+    Protocol = object
 
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
@@ -275,6 +278,9 @@ def write_layout(image: Image, dest: str, tag: str | None = "latest") -> None:
             "remove it or choose another --output",
         )
     os.makedirs(parent, exist_ok=True)
+    import shutil
+    import tempfile
+
     tmp = tempfile.mkdtemp(prefix=".oci2bin-", dir=parent)
     try:
         os.makedirs(os.path.join(tmp, "blobs", "sha256"))

@@ -12,12 +12,11 @@ import contextlib
 import importlib
 import os
 import re
-import tempfile
-from dataclasses import dataclass
 
 from oci2bin.errors import UserError
 from oci2bin.image import layout
 from oci2bin.image.model import Image, Platform
+from oci2bin.record import Record
 
 TRANSPORTS = (
     "oci",
@@ -29,11 +28,13 @@ TRANSPORTS = (
 )
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(Record):
+    __slots__ = ("transport", "location", "tag")
+    _fields = __slots__
+    _defaults = {"tag": None}
     transport: str  # one of TRANSPORTS, "path" or "registry"
     location: str
-    tag: str | None = None
+    tag: str | None
 
     def __str__(self) -> str:
         if self.transport in ("path", "registry"):
@@ -111,6 +112,8 @@ def load_image(src: Source, stack: contextlib.ExitStack, platform: Platform | No
             f"{src.location} is neither a docker-archive nor an oci-archive",
             "pass a `docker save` tar",
         )
+    import tempfile
+
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-"))
     if t in ("docker-daemon", "podman"):
         eng = "docker" if t == "docker-daemon" else "podman"

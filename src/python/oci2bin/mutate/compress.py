@@ -3,7 +3,6 @@ config, stay identical; only layer digests change."""
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import os
 import tempfile
@@ -21,7 +20,7 @@ from oci2bin.mutate.layertar import _HashingWriter
 
 def recompress_blob(blob: Blob, fmt: str, workdir: str, level: int | None = None) -> Blob:
     if blob.compression() == fmt:
-        return dataclasses.replace(blob, media_type=layer_media_type(fmt))
+        return blob.replace(media_type=layer_media_type(fmt))
     fd, tmp = tempfile.mkstemp(prefix="layer-", suffix=".tmp", dir=workdir)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -9,7 +9,6 @@ Both also record `.sha256`, `.arch` and `.size`; extraction verifies the sha256.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import os
@@ -185,8 +184,7 @@ def _restore(stripped: Image, labels: dict, prefix: str) -> Image | None:
     except (KeyError, ValueError, TypeError):
         return None
     layers = tuple(
-        dataclasses.replace(b, media_type=x.get("mediaType", b.media_type))
-        for b, x in zip(stripped.layers, m["layers"])
+        b.replace(media_type=x.get("mediaType", b.media_type)) for b, x in zip(stripped.layers, m["layers"])
     )
     return Image(
         config_bytes=config,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 from oci2bin.errors import UserError
+from oci2bin.record import Record
 
 FORMAT_VERSION = 1
 FOOTER_MAGIC = b"OCI2BIN\0"
@@ -36,8 +36,9 @@ ELF_ARCH = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
-@dataclass(frozen=True)
-class Elf:
+class Elf(Record):
+    __slots__ = ("machine", "arch", "phoff", "phnum", "phentsize", "max_load_align")
+    _fields = __slots__
     machine: int
     arch: str  # uname -m style: x86_64 / aarch64
     phoff: int
@@ -241,15 +242,17 @@ def pad_len(n: int) -> int:
 # ---------------------------------------------------------------------------------------------------- footer
 
 
-@dataclass(frozen=True)
-class Footer:
+class Footer(Record):
+    __slots__ = ("flags", "tar_end", "meta_size", "sig_offset", "sig_size", "loader_offset", "version")
+    _fields = __slots__
+    _defaults = {"version": FORMAT_VERSION}
     flags: int
     tar_end: int
     meta_size: int
     sig_offset: int
     sig_size: int
     loader_offset: int
-    version: int = FORMAT_VERSION
+    version: int
 
     def pack(self) -> bytes:
         return FOOTER.pack(

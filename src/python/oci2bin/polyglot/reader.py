@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import BinaryIO
 
 from oci2bin.errors import UserError
 from oci2bin.image.layout import blob_path
@@ -24,6 +23,10 @@ from oci2bin.polyglot.format import (
     Footer,
     unrelocate_loader,
 )
+
+TYPE_CHECKING = False  # typing costs import time on every CLI start; annotations are strings here
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 class NotPolyglot(UserError):

@@ -13,14 +13,14 @@ than the timestamp granularity (no "racy" same-tick change can hide). OCI2BIN_VE
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
-import tempfile
 import time
-from dataclasses import dataclass
 
+from oci2bin import hashing
 from oci2bin.errors import UserError
+from oci2bin.record import Record
+from oci2bin.tempname import create_temp, discard
 
 
 def _cache_root() -> str:
@@ -46,7 +46,7 @@ def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 def _memo_path(st: os.stat_result, offset: int, size: int, digest: str) -> str:
     key = ":".join(str(x) for x in (*file_identity(st), offset, size, digest))
-    return os.path.join(verified_dir(), hashlib.sha256(key.encode()).hexdigest())
+    return os.path.join(verified_dir(), hashing.sha256_hex(key.encode()))
 
 
 def is_verified(st: os.stat_result, offset: int, size: int, digest: str) -> bool:
@@ -69,15 +69,16 @@ def remember_verified(st: os.stat_result, offset: int, size: int, digest: str) -
 
 
 def cache_key(name: str, digest: str, *parts: bytes | str) -> str:
-    h = hashlib.sha256()
+    h = hashing.new("sha256", 0)  # a few short strings
     for p in parts:
         h.update(p if isinstance(p, bytes) else p.encode())
         h.update(b"\0")
     return f"{name}-{digest.partition(':')[2][:12]}-{h.hexdigest()[:8]}"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
+    __slots__ = ("path", "image", "digest", "arch", "size", "built")
+    _fields = __slots__
     path: str
     image: str
     digest: str
@@ -163,7 +164,7 @@ def copy_atomic(src: str, dest: str) -> None:
     from oci2bin.image.model import copy_range
 
     d = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(prefix=".oci2bin-", suffix=".tmp", dir=d)
+    fd, tmp = create_temp(d)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out, open(src, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
@@ -176,8 +177,5 @@ def copy_atomic(src: str, dest: str) -> None:
             os.fchmod(out.fileno(), 0o755)
         os.replace(tmp, dest)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        discard(tmp)
         raise

@@ -337,6 +337,46 @@ def test_mkimage_cli(cli, tmp_path, loader_path):
     assert r.returncode == 1 and "already exists" in one_error_line(r)
 
 
+# Each `oci2bin` run is a fresh interpreter: on the plain build path these would cost milliseconds of every run
+# (docs/benchmarks.md section 3).
+HEAVY_MODULES = (
+    "dataclasses",
+    "inspect",
+    "typing",
+    "tempfile",
+    "shutil",
+    "random",
+    "subprocess",
+    "tarfile",
+    "gzip",
+)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_build_path_imports_nothing_heavy(images, tmp_path, loader_path, cached):
+    code = (
+        "import sys\n"
+        "from oci2bin.cli.main import main\n"
+        "rc = main(sys.argv[1:])\n"
+        f"print(' '.join(sorted(m for m in sys.modules if m in {HEAVY_MODULES!r})))\n"
+        "sys.exit(rc)\n"
+    )
+    import oci2bin
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(oci2bin.__file__)))
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if cached:
+        args = [f"oci:{images.bb_oci}", str(tmp_path / "out"), "--loader", loader_path, "--cache", "-q"]
+        run([sys.executable, "-c", code, *args], env=env)  # stores the entry
+    else:
+        args = ["assemble", "-q", "--loader", loader_path, "--image", f"oci:{images.bb_oci}", "--output"]
+        args.append(str(tmp_path / "out"))
+    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"imported on the build path: {r.stdout.strip()}"
+    assert ("using cached" in r.stderr) == cached
+
+
 def test_version(cli):
     r = cli("--version", check=True)
     assert r.stdout.startswith("oci2bin 0.1.0")

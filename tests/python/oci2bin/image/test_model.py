@@ -70,3 +70,43 @@ def test_sniff():
     assert sniff_compression(b"\x1f\x8b\x08\x00") == "gzip"
     assert sniff_compression(b"\x28\xb5\x2f\xfd") == "zstd"
     assert sniff_compression(b"usr/") == "none"
+
+
+def test_records_are_values():
+    """Platform, Blob and Image behave as the frozen dataclasses they replaced: equality (Blob: whatever
+    opens it), hashing, immutability, replace()."""
+    assert Platform() == Platform("linux", "amd64", None)
+    assert hash(Platform.parse("arm64")) == hash(Platform("linux", "arm64"))
+    assert {Platform("linux", "amd64"): 1}[Platform.parse("x86_64")] == 1
+    with pytest.raises(AttributeError):
+        Platform().os = "windows"
+    with pytest.raises(TypeError):
+        Platform("linux", "amd64", None, "extra")
+    with pytest.raises(TypeError):
+        Blob("sha256:" + "0" * 64, 1, MT_OCI_LAYER)  # no opener
+    a = bytes_blob(b"abc", MT_OCI_LAYER)
+    b = Blob(a.digest, 3, MT_OCI_LAYER, lambda: io.BytesIO(b"abc"), {"k": "v"})
+    assert a == b and hash(a) == hash(b)
+    assert a != a.replace(media_type="application/octet-stream")
+    assert b.replace(size=4).size == 4 and b.size == 3
+    assert b.replace(size=4).annotations == {"k": "v"}
+    assert "opener" not in repr(b) and a.digest in repr(b)
+    with pytest.raises(TypeError):
+        a.replace(colour="red")
+    cfg = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    im = Image(cfg, (a,), source_name="x:1")
+    assert im == Image(cfg, (b,)) and im.source_name == "x:1"
+    assert im.replace(source_name="y").config == im.config
+    assert im.replace(layers=()).manifest_bytes is None
+
+
+def test_small_digests_without_hashlib():
+    """The built-in SHA-256 used for small inputs gives hashlib's digests; large inputs use hashlib."""
+    import hashlib
+
+    from oci2bin import hashing
+
+    for data in (b"", b"abc", bytes(range(256)) * 1000):
+        assert hashing.sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert hashing.new("sha256", 100 << 20).name == "sha256"
+    assert hashing.new("sha512", 10).name == "sha512"

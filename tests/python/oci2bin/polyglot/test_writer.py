@@ -407,23 +407,64 @@ def test_no_memo_for_fresh_files(tmp_path, loader_bytes, images, monkeypatch):
     assert not os.path.exists(cache.verified_dir()) or not os.listdir(cache.verified_dir())
 
 
-def test_without_kernel_copy(tmp_path, loader_bytes, bb_image, monkeypatch):
-    """copy_file_range and sendfile unsupported: read/write fallback, same bytes."""
+def _unsupported(*a, **k):
     import errno
 
+    raise OSError(errno.EINVAL, "not supported here")
+
+
+def test_without_kernel_copy(tmp_path, loader_bytes, bb_image, monkeypatch):
+    """splice, copy_file_range and sendfile unsupported: read/write fallback, same bytes."""
     from oci2bin.image import model
 
     monkeypatch.setenv("OCI2BIN_VERIFY", "always")
     write_polyglot(str(tmp_path / "a"), loader_bytes, bb_image)
 
-    def unsupported(*a, **k):
-        raise OSError(errno.EXDEV, "cross-device")
-
+    monkeypatch.setattr(model, "_splice", True)
     monkeypatch.setattr(model, "_kernel_copy", True)
-    monkeypatch.setattr(os, "copy_file_range", unsupported)
-    monkeypatch.setattr(os, "sendfile", unsupported)
+    monkeypatch.setattr(os, "splice", _unsupported)
+    monkeypatch.setattr(os, "copy_file_range", _unsupported)
+    monkeypatch.setattr(os, "sendfile", _unsupported)
     write_polyglot(str(tmp_path / "b"), loader_bytes, bb_image)
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert model._splice is False and model._kernel_copy is False
+
+
+def test_splice_fallbacks(tmp_path, loader_bytes, bb_image, monkeypatch):
+    """splice refused by the source (copy_file_range instead) or by the output (what the pipe holds is moved
+    by read/write): same bytes, and the splice path really copied before it was refused."""
+    from oci2bin.image import model
+
+    monkeypatch.setenv("OCI2BIN_VERIFY", "always")
+    write_polyglot(str(tmp_path / "a"), loader_bytes, bb_image)
+    real_splice = os.splice
+    calls = []
+
+    def counting(*a, **k):
+        calls.append(a)
+        return real_splice(*a, **k)
+
+    monkeypatch.setattr(model, "_splice", True)
+    monkeypatch.setattr(os, "splice", counting)
+    write_polyglot(str(tmp_path / "b"), loader_bytes, bb_image)
+    assert calls, "blobs were not copied with splice"
+    assert model._splice is True
+
+    monkeypatch.setattr(os, "splice", _unsupported)
+    write_polyglot(str(tmp_path / "c"), loader_bytes, bb_image)
+    assert model._splice is False
+
+    def into_pipe_only(src, dst, count, offset_src=None, offset_dst=None, flags=0):
+        if offset_src is None:  # pipe -> output
+            return _unsupported()
+        return real_splice(src, dst, count, offset_src=offset_src)
+
+    monkeypatch.setattr(model, "_splice", True)
+    monkeypatch.setattr(os, "splice", into_pipe_only)
+    write_polyglot(str(tmp_path / "d"), loader_bytes, bb_image)
+    assert model._splice is False
+    for name in "bcd":
+        assert (tmp_path / "a").read_bytes() == (tmp_path / name).read_bytes(), name
 
 
 def test_stream_blobs(tmp_path, loader_bytes, bb_image):
