@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "seccomp.h"
+#include "seccomp_profile.h"
 #include "ulimit.h"
 #include "volumes.h"
 
@@ -142,7 +143,18 @@ int exec_plan_build(const image *img, const options *o, const char *hostname, ex
     if (caps_plan_build(&o->cap_drop, &o->cap_add, &pl->caps, e))
         return -1;
     pl->ulimits = &o->ulimits;
-    pl->seccomp = !o->no_seccomp;
+    if (!o->no_seccomp) {
+        /* compiled here, on the host, so that a bad profile stops the run before anything is set up */
+        uint64_t held = ~pl->caps.drop; /* the container's capabilities, for the profile's includes/excludes */
+        pl->seccomp_custom = o->seccomp_profile != NULL;
+        if (pl->seccomp_custom ? seccomp_profile_load(o->seccomp_profile, held, &pl->filter, e)
+                               : seccomp_default_filter(&pl->filter, e))
+            return -1;
+    }
+    if (lsm_plan_build(&o->security_opts, &pl->lsm, e))
+        return -1;
+    if (pl->lsm.no_new_privs && !pl->filter.insns)
+        dbg("no-new-privileges without a seccomp filter: set on its own");
     pl->life_fd = -1;
     if (o->user) {
         pl->user = xstrdup(o->user);
@@ -159,6 +171,8 @@ void exec_plan_free(exec_plan *pl)
     strv_free(&pl->env);
     free(pl->workdir);
     free(pl->user);
+    seccomp_filter_free(&pl->filter);
+    lsm_plan_free(&pl->lsm);
     memset(pl, 0, sizeof *pl);
 }
 
@@ -356,7 +370,9 @@ int exec_run(exec_plan *pl, int single_id, oerr *e)
         if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
             return oerr_set(e, "the loader exited before the command started: nothing to do");
     }
-    if (pl->seccomp && seccomp_install(e))
+    lsm_apply(&pl->lsm); /* before no_new_privs: LSMs refuse most transitions under it */
+    if (pl->filter.insns ? seccomp_install(&pl->filter, pl->seccomp_custom, e)
+                         : pl->lsm.no_new_privs && seccomp_set_no_new_privs(e))
         return -1;
     execve(path, pl->argv.v, pl->env.v);
     int err = errno;

@@ -2,6 +2,8 @@
 #ifndef OCI2BIN_EXEC_H
 #define OCI2BIN_EXEC_H
 #include "caps.h"
+#include "seccomp_bpf.h"
+#include "secopt.h"
 #include "image.h"
 #include "options.h"
 #include "util.h"
@@ -16,7 +18,9 @@ typedef struct exec_plan {
     int user_from_image;
     caps_plan caps;        /* --cap-drop / --cap-add */
     const strv *ulimits;   /* --ulimit specs (owned by the options) */
-    int seccomp;           /* install the default filter (no --no-seccomp) */
+    seccomp_filter filter; /* default filter or --seccomp-profile (insns NULL: --no-seccomp) */
+    int seccomp_custom;    /* the filter is a --seccomp-profile */
+    lsm_plan lsm;          /* --security-opt apparmor=/label=/no-new-privileges */
     int life_fd;           /* read end of a pipe the loader holds open (POLLHUP: it died), or -1 */
 } exec_plan;
 
@@ -27,7 +31,7 @@ void exec_plan_free(exec_plan *pl);
 /* Sets KEY=VALUE in env, replacing an existing KEY. */
 void env_set(strv *env, const char *kv);
 /* In the container (after pivot_root): workdir, rlimits, user, PATH lookup, capabilities,
- * no_new_privs + seccomp, execve. Returns only on error,
+ * AppArmor/SELinux exec attributes, no_new_privs + seccomp, execve. Returns only on error,
  * with e->status 126/127/125. */
 int exec_run(exec_plan *pl, int single_id, oerr *e);
 #endif

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "container.h"
+#include "devices.h"
 #include "exec.h"
 #include "image.h"
 #include "options.h"
 #include "payload.h"
 #include "util.h"
+#include "verify.h"
 
 #define LOADER_VERSION "0.1.0"
 
@@ -44,6 +46,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (payload_open(&p, "/proc/self/exe", &e))
+        goto fail;
+    /* before the image is even parsed: nothing is extracted or written for a file that fails */
+    if (o.verify_key && verify_signature(&p, o.verify_key, &e))
+        goto fail;
+    if (devices_check(&o.devices, &e))
         goto fail;
     dbg("image %s, config %s, %zu archive entries", p.image ? p.image : "?",
         p.config_digest ? p.config_digest : "?", p.n_entries);

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "devices.h"
 #include "net.h"
 #include "pathres.h"
 #include "volumes.h"
@@ -325,7 +326,7 @@ static int setup_in_root(int rootfd, const options *o, const char *hostname, oer
     int fd = target_dir(rootfd, "proc", e);
     if (fd < 0 || mount_at("proc", fd, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/proc", e))
         return -1;
-    if (setup_dev(rootfd, e))
+    if (setup_dev(rootfd, e) || devices_mount(rootfd, &o->devices, e))
         return -1;
     setup_sys(rootfd, o->net_none);
     fd = target_dir(rootfd, "tmp", e);

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 
 #include "caps.h"
+#include "devices.h"
+#include "secopt.h"
 #include "net.h"
 #include "ulimit.h"
 #include "volumes.h"
@@ -17,7 +19,7 @@ enum opt_id {
     O_HELP, O_VERSION, O_DEBUG, O_ENTRYPOINT, O_WORKDIR, O_ENV, O_ENV_FILE, O_USER, O_HOSTNAME,
     O_CACHE_DIR, O_NO_CACHE, O_VOLUME, O_SECRET, O_TMPFS, O_READ_ONLY, O_OVERLAY_PERSIST, O_INIT, O_NET,
     O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_ULIMIT, O_CAP_DROP, O_CAP_ADD, O_NO_SECCOMP, O_TTY, O_INTERACTIVE,
-    O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT,
+    O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT, O_SECCOMP_PROFILE, O_SECURITY_OPT, O_DEVICE, O_VERIFY_KEY,
 };
 
 typedef struct opt_def {
@@ -53,6 +55,14 @@ static const opt_def OPTS[] = {
     {"cap-drop", 0, 1, O_CAP_DROP, "CAP", "drop a capability (name like net_raw or CAP_NET_RAW; all) (repeatable)"},
     {"cap-add", 0, 1, O_CAP_ADD, "CAP", "keep/raise a capability, also as ambient for non-root users (repeatable)"},
     {"no-seccomp", 0, 0, O_NO_SECCOMP, NULL, "do not install the default seccomp filter"},
+    {"seccomp-profile", 0, 1, O_SECCOMP_PROFILE, "FILE", "use this Docker-format JSON seccomp profile instead of the "
+                                                         "default filter (unconfined: none)"},
+    {"security-opt", 0, 1, O_SECURITY_OPT, "OPT", "seccomp=FILE|unconfined, apparmor=PROFILE, label=type:T|user:U|"
+                                                  "role:R|level:L|disable, no-new-privileges (repeatable)"},
+    {"device", 0, 1, O_DEVICE, "DEV[:CTR][:rwm]", "bind-mount host device node DEV (under /dev) at CTR "
+                                                  "(default: same path) (repeatable)"},
+    {"verify-key", 0, 1, O_VERIFY_KEY, "PUB.pem", "check the file's ECDSA P-256 signature with this public key "
+                                                  "before anything runs; refuse to run if it fails"},
     {"tty", 't', 0, O_TTY, NULL, "allocate a pseudo-terminal for the command"},
     {"interactive", 'i', 0, O_INTERACTIVE, NULL, "keep stdin attached (without it stdin is /dev/null)"},
     {"detach", 'd', 0, O_DETACH, NULL, "run in the background: print the PID to stop it with, and exit"},
@@ -172,7 +182,35 @@ static int apply(options *o, const opt_def *d, char *val, oerr *e)
                             d->id == O_CAP_DROP ? "--cap-drop" : "--cap-add", val);
         strv_push(d->id == O_CAP_DROP ? &o->cap_drop : &o->cap_add, xstrdup(val));
         break;
-    case O_NO_SECCOMP: o->no_seccomp = 1; break;
+    case O_NO_SECCOMP: o->no_seccomp = 1; o->seccomp_profile = NULL; break;
+    case O_SECURITY_OPT:
+        if (secopt_check(val, e))
+            return -1;
+        if (strncmp(val, "seccomp=", 8) != 0) {
+            strv_push(&o->security_opts, xstrdup(val));
+            break;
+        }
+        val += 8; /* seccomp=X is --seccomp-profile X */
+        __attribute__((fallthrough));
+    case O_SECCOMP_PROFILE:
+        if (!val[0])
+            return oerr_set(e, "--seccomp-profile needs a file: give a JSON profile, or unconfined");
+        o->no_seccomp = strcmp(val, "unconfined") == 0; /* the last of these flags wins */
+        o->seccomp_profile = o->no_seccomp ? NULL : val;
+        break;
+    case O_DEVICE: {
+        device_spec ds;
+        if (device_parse(val, &ds, e))
+            return -1;
+        device_spec_free(&ds);
+        strv_push(&o->devices, xstrdup(val));
+        break;
+    }
+    case O_VERIFY_KEY:
+        if (!val[0])
+            return oerr_set(e, "--verify-key needs a file: give the PEM public key");
+        o->verify_key = val;
+        break;
     case O_TTY: o->tty = 1; break;
     case O_INTERACTIVE: o->interactive = 1; break;
     case O_DETACH: o->detach = 1; break;
@@ -343,7 +381,8 @@ int options_parse(int argc, char **argv, options *o, oerr *e)
 void options_free(options *o)
 {
     strv *all[] = {&o->env, &o->env_files, &o->volumes, &o->secrets, &o->tmpfs, &o->dns, &o->dns_search,
-                   &o->add_hosts, &o->ulimits, &o->cap_drop, &o->cap_add, &o->owned};
+                   &o->add_hosts, &o->ulimits, &o->cap_drop, &o->cap_add, &o->owned,
+                   &o->security_opts, &o->devices};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         strv_free(all[k]);
 }

@@ -24,7 +24,11 @@ typedef struct options {
     strv dns, dns_search, add_hosts; /* --dns, --dns-search, --add-host */
     strv ulimits;       /* --ulimit TYPE=N[:M] */
     strv cap_drop, cap_add;
-    int no_seccomp;     /* --no-seccomp */
+    int no_seccomp;     /* --no-seccomp, --seccomp-profile unconfined */
+    char *seccomp_profile; /* --seccomp-profile FILE / --security-opt seccomp=FILE */
+    strv security_opts; /* --security-opt values other than seccomp= */
+    strv devices;       /* --device HOST[:CTR][:PERMS] */
+    char *verify_key;   /* --verify-key PUBLIC.pem */
     int tty, interactive, detach; /* -t, -i, -d */
     char *name;         /* --name */
     strv owned;         /* strings owned by the options (from --config files) */

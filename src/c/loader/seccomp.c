@@ -1,27 +1,15 @@
-/* A classic-BPF seccomp filter, written with the linux/filter.h macros:
- *   load arch; arch != native -> ERRNO(ENOSYS)
- *   load nr; (x86_64: nr >= __X32_SYSCALL_BIT -> ERRNO(ENOSYS))
- *   nr == blocked[i] -> ERRNO(EPERM); otherwise ALLOW */
+/* The default seccomp filter (SPEC "Seccomp filter": the blocked syscalls fail with EPERM, everything else is
+ * allowed) and installing a filter (that one or a --seccomp-profile, seccomp_profile.c) with no_new_privs. */
 #define _GNU_SOURCE
 #include "seccomp.h"
 
 #include <errno.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#if defined(__x86_64__)
-#define NATIVE_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define NATIVE_ARCH AUDIT_ARCH_AARCH64
-#else
-#error "seccomp.c: add this architecture's AUDIT_ARCH"
-#endif
 
 static const long BLOCKED[] = {
     SYS_kexec_load,
@@ -40,35 +28,42 @@ int seccomp_blocked(const long **nrs)
     return (int)N_BLOCKED;
 }
 
-int seccomp_install(oerr *e)
+int seccomp_default_filter(seccomp_filter *out, oerr *e)
 {
-    struct sock_filter f[8 + 2 * N_BLOCKED];
-    size_t n = 0;
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-#if defined(__x86_64__)
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u /* __X32_SYSCALL_BIT */, 0, 1);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-#endif
+    seccomp_rule rules[N_BLOCKED];
+    memset(rules, 0, sizeof rules);
     for (size_t i = 0; i < N_BLOCKED; i++) {
-        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)BLOCKED[i], 0, 1);
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
+        rules[i].nr = (int)BLOCKED[i];
+        rules[i].action = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
     }
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    struct sock_fprog prog = {(unsigned short)n, f};
+    return seccomp_bpf_build(rules, N_BLOCKED, SECCOMP_RET_ALLOW, out, e);
+}
+
+int seccomp_set_no_new_privs(oerr *e)
+{
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return oerr_sys(e, errno, NULL, "cannot set no_new_privs");
+    return 0;
+}
+
+int seccomp_install(const seccomp_filter *f, int custom, oerr *e)
+{
+    struct sock_fprog prog = {f->len, f->insns};
+    if (seccomp_set_no_new_privs(e))
+        return -1;
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
         /* EINVAL: no filter support here — a kernel without CONFIG_SECCOMP_FILTER, or qemu-user, which refuses
-         * guest filters (they would see the host's syscalls). Run like docker does then: without one, said. */
-        if (errno == EINVAL) {
+         * guest filters (they would see the host's syscalls). Run like docker does then: without one, said.
+         * A profile the user asked for is never dropped silently: that is an error. */
+        if (errno == EINVAL && !custom) {
             warnmsg("seccomp filters are not available here (kernel or qemu-user): running without the default filter");
             return 0;
         }
-        return oerr_sys(e, errno, "run with --no-seccomp if this kernel has no seccomp filters",
-                        "cannot install the seccomp filter");
+        return oerr_sys(e, errno,
+                        custom ? "this kernel (or qemu-user) refuses the filter: use an older action set or run "
+                                 "with --seccomp-profile unconfined"
+                               : "run with --no-seccomp if this kernel has no seccomp filters",
+                        custom ? "cannot install the --seccomp-profile filter" : "cannot install the seccomp filter");
     }
     return 0;
 }
