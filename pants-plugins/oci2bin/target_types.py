@@ -60,6 +60,18 @@ class StaticCDefinesField(StringSequenceField):
     help = 'Preprocessor defines, e.g. `["OCI2BIN_VERSION=\\"0.1.0\\""]`.'
 
 
+class StaticCZigCpuField(DictStringToStringField):
+    alias = "zig_cpu"
+    default = None
+    help = softwrap(
+        """
+        Per-file CPU for `.zig` files: file name -> `zig build-obj -mcpu` value for this target's `arch`, e.g.
+        `{"sha256_hw.zig": "baseline+sha+avx2"}`. Every other file is built for the arch's baseline CPU. For code
+        that the program enters only after checking the CPU at run time (cpuid, `AT_HWCAP`).
+        """
+    )
+
+
 class StaticCBinaryTarget(Target):
     alias = "static_c_binary"
     core_fields = (
@@ -69,6 +81,7 @@ class StaticCBinaryTarget(Target):
         ArchField,
         StaticCCoptsField,
         StaticCDefinesField,
+        StaticCZigCpuField,
         OutputPathField,
     )
     help = softwrap(

@@ -27,6 +27,7 @@ from oci2bin.target_types import (
     StaticCCoptsField,
     StaticCDefinesField,
     StaticCSourcesField,
+    StaticCZigCpuField,
 )
 from oci2bin.util_rules.pypi_sdist import SdistFiles, SdistFilesRequest
 from oci2bin.util_rules.host_tools import run_request_for
@@ -42,6 +43,7 @@ class StaticCBinaryFieldSet(PackageFieldSet, RunFieldSet):
     arch: ArchField
     copts: StaticCCoptsField
     defines: StaticCDefinesField
+    zig_cpu: StaticCZigCpuField
     output_path: OutputPathField
 
 
@@ -93,6 +95,7 @@ async def package_static_c_binary(field_set: StaticCBinaryFieldSet) -> BuiltPack
             arch=field_set.arch.value,
             copts=tuple(field_set.copts.value or ()),
             defines=tuple(field_set.defines.value or ()),
+            zig_cpu=tuple(sorted((field_set.zig_cpu.value or {}).items())),
             output_path=output,
             description=f"Building {field_set.address} (zig cc, {field_set.arch.value})",
         ),

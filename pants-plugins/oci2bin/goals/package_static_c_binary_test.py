@@ -12,6 +12,7 @@ from pants.backend.cc.target_types import CCSourcesGeneratorTarget, CCSourceTarg
 from pants.backend.python.util_rules import pex
 from pants.core.goals import package
 from pants.core.goals.package import BuiltPackage
+from pants.core.target_types import FilesGeneratorTarget, FileTarget
 from pants.core.util_rules import source_files, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.rules import QueryRule
@@ -42,6 +43,27 @@ SOURCES = {
     "c/hi.c": '#include "hi.h"\n#include <stdio.h>\nint main(void){puts(MSG);return 7;}\n',
     "c/hi.h": '#define MSG "hi from a static binary"\n',
     "bad/bad.c": "int main(void){int unused; return 0;}\n",
+    # zig_cpu: one .zig file built for another CPU than the baseline (what the loader's SHA-NI build uses)
+    "zc/BUILD": (
+        "files(name='zig', sources=['*.zig'])\n"
+        "static_c_binary(name='plain', sources=['main.c'], dependencies=[':zig'])\n"
+        "static_c_binary(name='sha', sources=['main.c'], dependencies=[':zig'],\n"
+        "    zig_cpu={'feat.zig': 'baseline+sha+avx2'})\n"
+        "static_c_binary(name='typo', sources=['main.c'], dependencies=[':zig'], zig_cpu={'fet.zig': 'native'})\n"
+    ),
+    "zc/main.c": (
+        "#include <stdio.h>\nint feat_sha(void);\nint other_sha(void);\n"
+        'int main(void){printf("%d %d\\n", feat_sha(), other_sha());return 0;}\n'
+    ),
+    # compile-time answers only: the programs run on any x86_64 CPU
+    "zc/feat.zig": (
+        'const builtin = @import("builtin");\n'
+        "export fn feat_sha() c_int { return @intFromBool(builtin.cpu.hasAll(.x86, &.{ .sha, .avx2 })); }\n"
+    ),
+    "zc/other.zig": (
+        'const builtin = @import("builtin");\n'
+        "export fn other_sha() c_int { return @intFromBool(builtin.cpu.hasAll(.x86, &.{ .sha, .avx2 })); }\n"
+    ),
 }
 
 
@@ -58,7 +80,14 @@ def make_rule_runner(**kwargs) -> RuleRunner:
             *system_binaries.rules(),
             QueryRule(BuiltPackage, [StaticCBinaryFieldSet]),
         ],
-        target_types=[CCSourcesGeneratorTarget, CCSourceTarget, StaticCBinaryTarget, PypiSdistFilesTarget],
+        target_types=[
+            CCSourcesGeneratorTarget,
+            CCSourceTarget,
+            StaticCBinaryTarget,
+            PypiSdistFilesTarget,
+            FilesGeneratorTarget,
+            FileTarget,
+        ],
         **kwargs,
     )
     configure(rule_runner)
@@ -129,3 +158,23 @@ def test_sdist_with_wrong_hash_is_refused() -> None:
     rule_runner.write_files({"z/BUILD": SOURCES["z/BUILD"].replace("b2d8c62d", "00000000")})
     with pytest.raises(Exception, match="refusing it"):
         build(rule_runner, "zv", "z")
+
+
+def test_zig_cpu_builds_only_the_named_file_for_that_cpu(tmp_path) -> None:
+    rule_runner = make_rule_runner()
+    outputs = {}
+    for name in ("plain", "sha"):
+        exe = tmp_path / name
+        exe.write_bytes(build(rule_runner, name, "zc"))
+        exe.chmod(0o755)
+        result = run(str(exe))
+        assert result.returncode == 0, result.stderr
+        outputs[name] = result.stdout
+    assert outputs == {"plain": "0 0\n", "sha": "1 0\n"}
+
+
+def test_zig_cpu_naming_a_missing_file_is_refused() -> None:
+    with pytest.raises(
+        Exception, match=r"zig_cpu names files that are not among its .zig sources: \['fet.zig'\]"
+    ):
+        build(make_rule_runner(), "typo", "zc")

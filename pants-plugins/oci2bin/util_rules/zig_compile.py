@@ -43,6 +43,8 @@ class StaticBinaryRequest:
     # project's -Werror, and linked in.
     vendored_c_files: Tuple[str, ...] = ()
     vendored_digest: Digest = EMPTY_DIGEST  # only the vendored files: the objects' cache key
+    # (.zig file name, -mcpu) pairs: those files are built for that CPU (code entered after a run-time CPU check)
+    zig_cpu: Tuple[Tuple[str, str], ...] = ()
 
 
 # Flags for vendored code (libzstd): -O2, as its decoder is on the loader's first-start path (-Os costs ~40% of
@@ -78,6 +80,12 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
     triple = ZIG_TARGETS[request.arch]
     zig = await Get(VenvPex, PexRequest, zig_tool.to_pex_request())
 
+    zig_cpu = dict(request.zig_cpu)
+    unknown = sorted(set(zig_cpu) - {os.path.basename(z) for z in request.zig_files})
+    if unknown:
+        raise ValueError(
+            f"{request.description}: zig_cpu names files that are not among its .zig sources: {unknown}"
+        )
     objects = tuple(f"{os.path.splitext(z)[0]}.{request.arch}.o" for z in request.zig_files)
     obj_results = await MultiGet(
         Get(
@@ -89,6 +97,11 @@ async def build_static_binary(request: StaticBinaryRequest, zig_tool: ZigSubsyst
                     "build-obj",
                     "-target",
                     triple,
+                    *(
+                        (f"-mcpu={zig_cpu[os.path.basename(src)]}",)
+                        if os.path.basename(src) in zig_cpu
+                        else ()
+                    ),
                     "-O",
                     "ReleaseFast",
                     "-fstrip",

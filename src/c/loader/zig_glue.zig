@@ -1,12 +1,11 @@
 //! C-ABI wrappers around Zig's standard library for the loader:
-//! gzip inflate (std.compress.flate) and SHA-256 (std.crypto.hash.sha2).
+//! gzip inflate (std.compress.flate). SHA-256 is in sha256_base.zig / sha256_hw.zig.
 //! The C side sees them through zig_glue.h. No allocation happens outside
 //! oci2bin_gz_new/oci2bin_gz_free (mmap via std.heap.page_allocator).
 const std = @import("std");
 const flate = std.compress.flate;
 const Reader = std.Io.Reader;
 const Writer = std.Io.Writer;
-const Sha256 = std.crypto.hash.sha2.Sha256;
 
 pub const panic = std.debug.no_panic;
 
@@ -91,25 +90,4 @@ export fn oci2bin_gz_read(p: *anyopaque, out: [*]u8, len: usize) isize {
         return if (gz.failed_read) GZ_ERR_READ else GZ_ERR_DATA;
     };
     return @intCast(n);
-}
-
-// ---- SHA-256 ---------------------------------------------------------------
-
-comptime {
-    if (@sizeOf(Sha256) > 512 or @alignOf(Sha256) > 64) @compileError("oci2bin_sha256 ctx too small");
-}
-
-export fn oci2bin_sha256_init(ctx: *anyopaque) void {
-    const h: *Sha256 = @ptrCast(@alignCast(ctx));
-    h.* = Sha256.init(.{});
-}
-
-export fn oci2bin_sha256_update(ctx: *anyopaque, data: [*]const u8, len: usize) void {
-    const h: *Sha256 = @ptrCast(@alignCast(ctx));
-    h.update(data[0..len]);
-}
-
-export fn oci2bin_sha256_final(ctx: *anyopaque, out: *[32]u8) void {
-    const h: *Sha256 = @ptrCast(@alignCast(ctx));
-    h.final(out);
 }
