@@ -459,8 +459,8 @@ def copy_verified(
     copy, is not hashed again."""
     from oci2bin.state import cache
 
+    algo = split_digest(digest)[0]
     with WindowCopier() as copier:
-        h = hashing.new(split_digest(digest)[0], size)
         start = os.lseek(out_fd, 0, os.SEEK_CUR)
         st = os.fstat(src_fd)
         copied = 0
@@ -473,11 +473,14 @@ def copy_verified(
                 if advanced:
                     advanced(n)
             if copied == size and cache.file_identity(os.fstat(src_fd)) == cache.file_identity(st):
-                return
+                return  # no hash object either: hashlib (OpenSSL) is not even imported
+            h = hashing.new(algo, size)
             _hash_range(out_fd, start, start + copied, h, memoryview(bytearray(HASH_CHUNK)))
         else:
             import queue
             import threading
+
+            h = hashing.new(algo, size)
 
             todo: queue.SimpleQueue = queue.SimpleQueue()
             failed: list[BaseException] = []
