@@ -43,6 +43,27 @@ void sha256_hex(const void *data, size_t len, char out[65])
     to_hex(d, 32, out);
 }
 
+/* The source's next view of raw bytes within the range (no copy). */
+static ssize_t raw_view(codec *c, const unsigned char **p, size_t max)
+{
+    if (c->pos >= c->end)
+        return 0;
+    if (max > c->end - c->pos)
+        max = (size_t)(c->end - c->pos);
+    ssize_t r = c->src(c->src_ctx, p, max, &c->src_err);
+    if (r < 0) {
+        c->src_failed = 1;
+        c->raw_err = EIO;
+        return -1;
+    }
+    if (r == 0) {
+        c->raw_err = EIO;
+        return -1;
+    }
+    c->pos += (uint64_t)r;
+    return r;
+}
+
 /* Raw reads from the file range, hashed on the way. */
 static ssize_t raw_read(codec *c, unsigned char *buf, size_t len)
 {
@@ -52,17 +73,10 @@ static ssize_t raw_read(codec *c, unsigned char *buf, size_t len)
         len = (size_t)(c->end - c->pos);
     ssize_t r;
     if (c->src) {
-        r = c->src(c->src_ctx, buf, len, &c->src_err);
-        if (r < 0) {
-            c->src_failed = 1;
-            c->raw_err = EIO;
-            return -1;
-        }
-        if (r == 0) {
-            c->raw_err = EIO;
-            return -1;
-        }
-        c->pos += (uint64_t)r;
+        const unsigned char *p;
+        r = raw_view(c, &p, len);
+        if (r > 0)
+            memcpy(buf, p, (size_t)r);
         return r;
     }
     do
@@ -82,7 +96,8 @@ static ssize_t raw_read(codec *c, unsigned char *buf, size_t len)
     return r;
 }
 
-void codec_set_source(codec *c, ssize_t (*src)(void *ctx, unsigned char *buf, size_t len, oerr *e), void *ctx)
+void codec_set_source(codec *c, ssize_t (*src)(void *ctx, const unsigned char **p, size_t max, oerr *e),
+                      void *ctx)
 {
     c->src = src;
     c->src_ctx = ctx;
@@ -146,7 +161,10 @@ static ssize_t zstd_read(codec *c, void *buf, size_t len, oerr *e)
     ZSTD_outBuffer out = {buf, len, 0};
     while (out.pos == 0) {
         if (c->zpos == c->zlen) {
-            ssize_t r = raw_read(c, c->zbuf, ZBUF_SIZE);
+            /* from the pipeline's ring: decoded straight out of its slot */
+            ssize_t r = c->src ? raw_view(c, &c->zin, SIZE_MAX) : raw_read(c, c->zbuf, ZBUF_SIZE);
+            if (!c->src)
+                c->zin = c->zbuf;
             if (r < 0)
                 return raw_error(c, e);
             if (r == 0) {
@@ -157,7 +175,7 @@ static ssize_t zstd_read(codec *c, void *buf, size_t len, oerr *e)
             c->zpos = 0;
             c->zlen = (size_t)r;
         }
-        ZSTD_inBuffer in = {c->zbuf, c->zlen, c->zpos};
+        ZSTD_inBuffer in = {c->zin, c->zlen, c->zpos};
         size_t rc = ZSTD_decompressStream(c->zs, &out, &in);
         c->zpos = in.pos;
         if (ZSTD_isError(rc))

@@ -22,8 +22,10 @@ typedef struct codec {
     int raw_err;           /* errno of a failed raw read */
     int eof;
     const char *name;      /* for messages */
-    /* optional raw source instead of pread (the pipeline's ring); its errors are kept in src_err */
-    ssize_t (*src)(void *ctx, unsigned char *buf, size_t len, oerr *e);
+    const unsigned char *zin; /* zstd input: zbuf, or the source's view */
+    /* optional raw source instead of pread (the pipeline's ring, read without a copy: *p stays valid until the
+     * next call); its errors are kept in src_err */
+    ssize_t (*src)(void *ctx, const unsigned char **p, size_t max, oerr *e);
     void *src_ctx;
     int src_failed;
     oerr src_err;
@@ -36,8 +38,10 @@ ssize_t codec_read(codec *c, void *buf, size_t len, oerr *e);
 /* Reads the rest of the raw bytes into the hash and compares it with want_hex (64 lowercase hex). */
 int codec_verify(codec *c, const char *want_hex, oerr *e);
 void codec_close(codec *c);
-/* Reads the raw bytes of the range from src instead of the file (no hashing then: the source hashes). */
-void codec_set_source(codec *c, ssize_t (*src)(void *ctx, unsigned char *buf, size_t len, oerr *e), void *ctx);
+/* Reads the raw bytes of the range from src instead of the file (no hashing then: the source hashes). src
+ * returns a view of up to max bytes (count, 0 at the end, -1 with *e), valid until its next call. */
+void codec_set_source(codec *c, ssize_t (*src)(void *ctx, const unsigned char **p, size_t max, oerr *e),
+                      void *ctx);
 const char *codec_kind_name(enum codec_kind k);
 /* Hex SHA-256 of a buffer (out: 65 bytes). */
 void sha256_hex(const void *data, size_t len, char out[65]);

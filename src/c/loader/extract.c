@@ -98,6 +98,8 @@ void extract_init(extract_ctx *x, int rootfd)
     x->pdir_fd = -1;
     x->umask = umask(022);
     umask(x->umask);
+    x->uid = geteuid();
+    x->gid = getegid();
 }
 
 /* The parent directory of an entry, from the cache when it is the previous entry's parent.
@@ -164,9 +166,11 @@ static void remember_dir(extract_ctx *x, const char *path, const tar_entry *en)
     d->live = 1;
 }
 
-static int set_owner(extract_ctx *x, int dfd, const char *leaf, const tar_entry *en)
+/* Returns 1 if it changed the owner. fresh: the entry was just created by us, so it is owned by x->uid:x->gid
+ * (directories are 0700, never set-gid, until extract_finish); then a chown to those ids is skipped. */
+static int set_owner(extract_ctx *x, int dfd, const char *leaf, const tar_entry *en, int fresh)
 {
-    if (!x->keep_owners)
+    if (!x->keep_owners || (fresh && en->uid == (uint64_t)x->uid && en->gid == (uint64_t)x->gid))
         return 0;
     int flags = AT_SYMLINK_NOFOLLOW | (*leaf ? 0 : AT_EMPTY_PATH);
     if (fchownat(dfd, leaf, (uid_t)en->uid, (gid_t)en->gid, flags) < 0 && !x->warned_owner) {
@@ -174,7 +178,7 @@ static int set_owner(extract_ctx *x, int dfd, const char *leaf, const tar_entry 
         warnmsg("cannot keep owner %llu:%llu of %s (%s); files keep the caller's owner",
                 (unsigned long long)en->uid, (unsigned long long)en->gid, leaf, strerror(errno));
     }
-    return 0;
+    return 1;
 }
 
 /* Makes room for a new entry at dfd/leaf: removes whatever is there unless keep_dir and it's a dir. */
@@ -204,7 +208,6 @@ static int make_room(extract_ctx *x, int dfd, const char *leaf, const char *path
 static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, const char *path,
                       const tar_entry *en, oerr *e)
 {
-    static unsigned char buf[256 * 1024];
     mode_t mode = en->mode & 01777; /* set-id bits dropped */
     int fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0 && errno == EEXIST) {
@@ -215,7 +218,8 @@ static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, 
     if (fd < 0)
         return oerr_sys(e, errno, "check free space and permissions", "cannot create /%s", path);
     for (;;) {
-        ssize_t r = tar_read(t, buf, sizeof buf, e);
+        const void *buf; /* straight out of the pipeline's ring where possible (no copy) */
+        ssize_t r = tar_read_view(t, &buf, SIZE_MAX, e);
         if (r < 0) {
             close(fd);
             return -1;
@@ -229,9 +233,9 @@ static int write_file(extract_ctx *x, tar_reader *t, int dfd, const char *leaf, 
         }
         x->bytes += (uint64_t)r;
     }
-    set_owner(x, fd, "", en);
+    int chowned = set_owner(x, fd, "", en, 1);
     /* open() applied the umask (and a chown may clear bits): set the mode unless it is certainly right */
-    if (((mode & x->umask) || (mode & 07000) || x->keep_owners) && fchmod(fd, mode) < 0) {
+    if (((mode & x->umask) || (mode & 07000) || chowned) && fchmod(fd, mode) < 0) {
         int err = errno;
         close(fd);
         return oerr_sys(e, err, NULL, "cannot set the mode of /%s", path);
@@ -356,7 +360,7 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
         }
         if (is_dir)
             (void)fchmodat(dfd, leaf, 0700, 0);
-        set_owner(x, dfd, leaf, en);
+        set_owner(x, dfd, leaf, en, !is_dir);
         remember_dir(x, path, en);
         break;
     case '0':
@@ -374,7 +378,7 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
             rc = oerr_sys(e, errno, NULL, "cannot create symlink /%s", path);
             break;
         }
-        set_owner(x, dfd, leaf, en);
+        set_owner(x, dfd, leaf, en, 1);
         (void)utimensat(dfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
         break;
     case '1': {
@@ -409,7 +413,7 @@ static int entry(extract_ctx *x, tar_reader *t, const tar_entry *en, oerr *e)
             rc = oerr_sys(e, errno, NULL, "cannot create fifo /%s", path);
             break;
         }
-        set_owner(x, dfd, leaf, en);
+        set_owner(x, dfd, leaf, en, 1);
         (void)utimensat(dfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
         break;
     }

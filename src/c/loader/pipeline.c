@@ -67,36 +67,54 @@ void chan_cancel(chan *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-ssize_t chan_read(chan *c, void *buf, size_t len, oerr *e)
+/* Consumer: makes sure a filled slot is held (releasing one that a view used up). 1, 0 at the end, -1 with *e. */
+static int chan_hold(chan *c, oerr *e)
 {
-    if (!c->holding) {
-        pthread_mutex_lock(&c->mu);
-        while (c->head == c->tail && !c->closed)
-            pthread_cond_wait(&c->cv, &c->mu);
-        if (c->head == c->tail) {
-            int failed = c->failed;
-            if (failed && e)
-                *e = c->err;
-            pthread_mutex_unlock(&c->mu);
-            return failed ? -1 : 0;
-        }
-        pthread_mutex_unlock(&c->mu);
-        c->holding = 1;
-        c->rpos = 0;
-    }
-    unsigned slot = c->head % PIPE_SLOTS;
-    size_t avail = c->len[slot] - c->rpos;
-    size_t n = len < avail ? len : avail;
-    memcpy(buf, c->buf[slot] + c->rpos, n);
-    c->rpos += n;
-    if (c->rpos == c->len[slot]) {
+    if (c->holding && c->rpos == c->len[c->head % PIPE_SLOTS]) {
         c->holding = 0;
         pthread_mutex_lock(&c->mu);
         c->head++;
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
+    if (c->holding)
+        return 1;
+    pthread_mutex_lock(&c->mu);
+    while (c->head == c->tail && !c->closed)
+        pthread_cond_wait(&c->cv, &c->mu);
+    if (c->head == c->tail) {
+        int failed = c->failed;
+        if (failed && e)
+            *e = c->err;
+        pthread_mutex_unlock(&c->mu);
+        return failed ? -1 : 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    c->holding = 1;
+    c->rpos = 0;
+    return 1;
+}
+
+ssize_t chan_view(chan *c, const unsigned char **p, size_t max, oerr *e)
+{
+    int h = chan_hold(c, e);
+    if (h <= 0)
+        return h;
+    unsigned slot = c->head % PIPE_SLOTS;
+    size_t avail = c->len[slot] - c->rpos;
+    size_t n = max < avail ? max : avail;
+    *p = c->buf[slot] + c->rpos;
+    c->rpos += n; /* the slot is released by the next call, once the caller is done with *p */
     return (ssize_t)n;
+}
+
+ssize_t chan_read(chan *c, void *buf, size_t len, oerr *e)
+{
+    const unsigned char *p;
+    ssize_t n = chan_view(c, &p, len, e);
+    if (n > 0)
+        memcpy(buf, p, (size_t)n);
+    return n;
 }
 
 /* ---- the two worker threads ---------------------------------------------------------------------- */
@@ -217,9 +235,9 @@ static void *hasher_main(void *arg)
 
 /* ---- the layer pipe ------------------------------------------------------------------------------ */
 
-static ssize_t pipe_raw_source(void *ctx, unsigned char *buf, size_t len, oerr *e)
+static ssize_t pipe_raw_source(void *ctx, const unsigned char **p, size_t max, oerr *e)
 {
-    return chan_read(ctx, buf, len, e);
+    return chan_view(ctx, p, max, e);
 }
 
 int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int hash, const char *diff_hex,
@@ -292,6 +310,19 @@ ssize_t layer_pipe_read(void *ctx, void *buf, size_t len, oerr *e)
     return chan_read(&lp->out, buf, len, e);
 }
 
+ssize_t layer_pipe_view(void *ctx, const void **p, size_t max, oerr *e)
+{
+    layer_pipe *lp = ctx;
+    if (!lp->started) {
+        if (!lp->copy)
+            lp->copy = xmalloc(PIPE_SLOT_SIZE);
+        ssize_t r = codec_read(&lp->c, lp->copy, max < PIPE_SLOT_SIZE ? max : PIPE_SLOT_SIZE, e);
+        *p = lp->copy;
+        return r;
+    }
+    return chan_view(&lp->out, (const unsigned char **)p, max, e);
+}
+
 static void to_hex(const unsigned char *d, size_t n, char *out)
 {
     static const char hx[] = "0123456789abcdef";
@@ -309,6 +340,8 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
         if (ok)
             rc = codec_verify(&lp->c, want_hex, e);
         codec_close(&lp->c);
+        free(lp->copy);
+        lp->copy = NULL;
         return ok ? rc : -1;
     }
     if (!ok) {
@@ -352,6 +385,8 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
     if (lp->diff_hex)
         chan_destroy(&lp->mid);
     codec_close(&lp->c);
+    free(lp->copy);
+    lp->copy = NULL;
     lp->started = 0;
     return ok ? rc : -1;
 }

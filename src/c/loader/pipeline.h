@@ -43,6 +43,9 @@ void chan_produce_end(chan *c, size_t len);
 void chan_close(chan *c, const oerr *err);
 /* Consumer: count, 0 at the end, -1 with *e (the producer's error). */
 ssize_t chan_read(chan *c, void *buf, size_t len, oerr *e);
+/* Consumer, without a copy: *p = up to max bytes inside the current slot, valid until the next chan_view /
+ * chan_read call (the slot is released then). Same returns as chan_read. */
+ssize_t chan_view(chan *c, const unsigned char **p, size_t max, oerr *e);
 void chan_cancel(chan *c);
 
 typedef struct layer_pipe {
@@ -66,6 +69,7 @@ typedef struct layer_pipe {
     int diff_done;              /* the whole decoded stream was hashed */
     int dec_failed;             /* decoding failed after the caller was done (only seen with a diff_id) */
     oerr dec_err;
+    unsigned char *copy;        /* layer_pipe_view's buffer when reading serially */
 } layer_pipe;
 
 /* Opens the codec and starts both threads. -1 with *e if the codec cannot be opened; if a thread cannot be
@@ -74,6 +78,9 @@ int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int ha
                      const char *name, oerr *e);
 /* The decompressed stream (a tar_read_fn). */
 ssize_t layer_pipe_read(void *lp, void *buf, size_t len, oerr *e);
+/* The same stream without a copy where possible (a tar_view_fn): *p points into the ring (or, when reading
+ * serially, a buffer of the pipe), valid until the next read or view. */
+ssize_t layer_pipe_view(void *lp, const void **p, size_t max, oerr *e);
 /* Stops and joins the threads. ok != 0: the consumer succeeded; then the rest of the blob is hashed and
  * compared with want_hex (when hashing), and the rest of the stream decoded, hashed and compared with the
  * diff_id (when given). Returns 0 or -1 with *e. Always releases everything. */

@@ -39,6 +39,7 @@ int rootfs_extract(const payload *p, const image *img, int rootfd, int keep_owne
         enum codec_kind kind = lp.c.kind;
         int threaded = lp.started;
         tar_init(&t, layer_pipe_read, &lp);
+        tar_set_view(&t, layer_pipe_view);
         /* the diff_id is checked by the pipeline's hasher thread (by tar, when reading serially) */
         tar_guard(&t, threaded ? NULL : diff_hex, have_budget ? &budget : NULL);
         rc = extract_layer(&x, &t, e);

@@ -165,6 +165,8 @@ void tar_free(tar_reader *t)
     clear_entry(&t->cur);
     free(t->diff_hash);
     t->diff_hash = NULL;
+    free(t->vbuf);
+    t->vbuf = NULL;
 }
 
 /* Reads a record body of `size` bytes (+ padding) into a NUL-terminated buffer. */
@@ -398,7 +400,8 @@ out:
     return rc;
 }
 
-ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e)
+/* How much of the current entry's data the next read may take (0: all read), -1 past RLIMIT_FSIZE. */
+static ssize_t data_limit(tar_reader *t, size_t len, oerr *e)
 {
     if (t->remaining == 0)
         return 0;
@@ -414,11 +417,47 @@ ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e)
                             t->cur.path, (unsigned long long)t->cur.size);
         len = (size_t)(t->fsize_max - done);
     }
-    ssize_t r = src_read(t, buf, len, e);
+    return (ssize_t)len;
+}
+
+static ssize_t data_taken(tar_reader *t, ssize_t r, oerr *e)
+{
     if (r < 0)
         return -1;
     if (r == 0)
         return oerr_set(e, "truncated tar stream in a layer: the file is corrupt, rebuild it");
     t->remaining -= (uint64_t)r;
     return r;
+}
+
+ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e)
+{
+    ssize_t n = data_limit(t, len, e);
+    if (n <= 0)
+        return n;
+    return data_taken(t, src_read(t, buf, (size_t)n, e), e);
+}
+
+void tar_set_view(tar_reader *t, tar_view_fn view)
+{
+    t->view = view;
+}
+
+#define VIEW_BUF (256 * 1024)
+
+ssize_t tar_read_view(tar_reader *t, const void **p, size_t max, oerr *e)
+{
+    ssize_t n = data_limit(t, max, e);
+    if (n <= 0)
+        return n;
+    if (!t->view) {
+        if (!t->vbuf)
+            t->vbuf = xmalloc(VIEW_BUF);
+        *p = t->vbuf;
+        return tar_read(t, t->vbuf, (size_t)n < VIEW_BUF ? (size_t)n : VIEW_BUF, e);
+    }
+    ssize_t r = t->view(t->ctx, p, (size_t)n, e);
+    if (r > 0 && t->diff_hash)
+        oci2bin_sha256_update(t->diff_hash, *p, (size_t)r);
+    return data_taken(t, r, e);
 }

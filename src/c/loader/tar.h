@@ -11,6 +11,8 @@
 
 /* The byte source: returns count, 0 at end, -1 with *e. */
 typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t len, oerr *e);
+/* Optionally, the same source without a copy: *p = up to max bytes, valid until the source's next call. */
+typedef ssize_t (*tar_view_fn)(void *ctx, const void **p, size_t max, oerr *e);
 
 typedef struct tar_entry {
     char type;        /* '0' file, '1' hard link, '2' symlink, '3' char, '4' block, '5' dir, '6' fifo */
@@ -26,7 +28,9 @@ typedef struct tar_entry {
 
 typedef struct tar_reader {
     tar_read_fn read;
+    tar_view_fn view;   /* or NULL */
     void *ctx;
+    unsigned char *vbuf; /* tar_read_view's buffer when there is no view function */
     uint64_t remaining; /* unread data bytes of the current entry */
     uint64_t padding;   /* padding after it */
     int done;
@@ -43,6 +47,10 @@ void tar_init(tar_reader *t, tar_read_fn read, void *ctx);
 int tar_next(tar_reader *t, const tar_entry **out, oerr *e);
 /* Reads the current entry's data: count, 0 when all read, -1 error. */
 ssize_t tar_read(tar_reader *t, void *buf, size_t len, oerr *e);
+/* The same without a copy when the source has a view function (tar_set_view): *p points at up to max bytes of
+ * the entry's data, valid until the next call on t. */
+ssize_t tar_read_view(tar_reader *t, const void **p, size_t max, oerr *e);
+void tar_set_view(tar_reader *t, tar_view_fn view);
 /* Optional checks. diff_hex (64 hex, or NULL/""): the decoded stream, up to its end, must hash to it
  * (checked when the end of the archive is reached, after reading the rest of the stream). budget (or
  * NULL): every regular file's declared size is taken from *budget (shared across layers); an entry that

@@ -2,6 +2,7 @@
  * threaded layer pipeline (pipeline.c). */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,9 @@
 #include "codec.h"
 #include "pipeline.h"
 #include "tap.h"
+#ifdef OCI2BIN_HAVE_ZSTD
+#include "zstd.h"
+#endif
 
 /* gzip.compress(b'hello oci2bin\n' * 200, mtime=0) */
 static const unsigned char GZ[] = {
@@ -187,8 +191,57 @@ int main(void)
         ;
     ok(layer_pipe_finish(&lp, 1, bighex, &e) == -1 && strstr(e.msg, "cannot read layer"),
        "pipeline: a range past the end of the file is a read error (%s)", e.msg);
+
+    /* views (no copy) mixed with reads, across slot boundaries */
+    layer_pipe_start(&lp, fd, 3, big, 1, NULL, "big", &e);
+    n = 0;
+    int view_ok = 1;
+    for (int k = 0; view_ok; k++) {
+        const void *p;
+        last = k % 3 ? layer_pipe_view(&lp, &p, (size_t)k * 7919 + 1, &e) : layer_pipe_read(&lp, back, 4099, &e);
+        if (last <= 0)
+            break;
+        view_ok = memcmp(k % 3 ? p : back, data + n, (size_t)last) == 0 && (k % 3 == 0 || last <= k * 7919 + 1);
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == big && layer_pipe_finish(&lp, 1, bighex, &e) == 0,
+       "pipeline: views and reads mixed give the stream intact (%zu bytes)", n);
+    close(fd);
+
+#ifdef OCI2BIN_HAVE_ZSTD
+    /* zstd straight out of the raw ring's slots: two frames, many slots of input, read through views */
+    size_t half = big / 2, zcap = ZSTD_compressBound(half) * 2;
+    unsigned char *z = malloc(zcap);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (unsigned char)((i * 2654435761u >> 13) % 7 ? i * 2654435761u >> 20 : i); /* half compressible */
+    size_t z1 = ZSTD_compress(z, zcap, data, half, 1);
+    size_t z2 = ZSTD_compress(z + z1, zcap - z1, data + half, big - half, 3);
+    ok(!ZSTD_isError(z1) && !ZSTD_isError(z2) && z1 + z2 > 2 * PIPE_SLOT_SIZE, "two zstd frames (%zu bytes)", z1 + z2);
+    sha256_hex(z, z1 + z2, hex);
+    fd = memfile(z, z1 + z2, 5);
+    ok(layer_pipe_start(&lp, fd, 5, z1 + z2, 1, NULL, "zst", &e) == 0 && lp.c.kind == CODEC_ZSTD,
+       "pipeline starts (zstd)");
+    n = 0;
+    view_ok = 1;
+    for (;;) {
+        const void *p;
+        last = layer_pipe_view(&lp, &p, SIZE_MAX, &e);
+        if (last <= 0)
+            break;
+        view_ok &= n + (size_t)last <= big && memcmp(p, data + n, (size_t)last) == 0;
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == big, "pipeline decodes zstd from the ring intact (%zu bytes)", n);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: zstd blob digest verifies");
+    layer_pipe_start(&lp, fd, 5, z1 + z2 - 1, 1, NULL, "zst", &e);
+    while ((last = layer_pipe_view(&lp, &(const void *){0}, SIZE_MAX, &e)) > 0)
+        ;
+    ok(last < 0 && strstr(e.msg, "zstd"), "pipeline: truncated zstd is an error (%s)", e.msg);
+    layer_pipe_finish(&lp, 0, hex, &e);
+    close(fd);
+    free(z);
+#endif
     free(data);
     free(back);
-    close(fd);
     return tap_done();
 }

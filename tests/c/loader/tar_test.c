@@ -74,6 +74,29 @@ int main(void)
     ok(tar_next(&r, &en, &e) == 0, "end is sticky");
     tar_free(&r);
 
+    /* tar_read_view: through the source's view function (no copy), and without one (tar's own buffer) */
+    for (int with_view = 0; with_view < 2; with_view++) {
+        t.pos = 0;
+        tar_init(&r, tb_read, &t);
+        if (with_view)
+            tar_set_view(&r, tb_view);
+        while (tar_next(&r, &en, &e) == 1 && en->size != sizeof big - 1)
+            ;
+        static char got_big[70000];
+        size_t n = 0;
+        ssize_t k;
+        const void *p;
+        while ((k = tar_read_view(&r, &p, 1000, &e)) > 0 && n + (size_t)k < sizeof got_big) {
+            memcpy(got_big + n, p, (size_t)k);
+            n += (size_t)k;
+        }
+        ok(k == 0 && n == sizeof big - 1 && memcmp(got_big, big, n) == 0, "tar_read_view %s a view function: %zu bytes",
+           with_view ? "with" : "without", n);
+        ok(tar_next(&r, &en, &e) == 1 && en->mtime == 1234567890, "%s: the next entry follows",
+           with_view ? "view" : "no view");
+        tar_free(&r);
+    }
+
     /* Truncated stream: header promises more data than there is. */
     tb t2 = {0};
     tb_file(&t2, "f", "0123456789", 0644);

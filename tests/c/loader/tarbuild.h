@@ -137,4 +137,19 @@ static inline ssize_t tb_read(void *ctx, void *buf, size_t len, oerr *e)
     t->pos += n;
     return (ssize_t)n;
 }
+
+/* The same bytes as a view (a tar_view_fn): a pointer into the archive, no copy. */
+static inline ssize_t tb_view(void *ctx, const void **p, size_t max, oerr *e)
+{
+    (void)e;
+    tb *t = ctx;
+    size_t n = t->len - t->pos;
+    if (n > max)
+        n = max;
+    if (t->chunk && n > t->chunk)
+        n = t->chunk;
+    *p = t->buf + t->pos;
+    t->pos += n;
+    return (ssize_t)n;
+}
 #endif
