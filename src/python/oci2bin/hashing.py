@@ -16,13 +16,13 @@ _builtin_budget = 1 << 20
 
 
 def _builtin_sha256():
-    try:
-        from _sha2 import sha256  # CPython >= 3.12
-    except ImportError:
-        try:
-            from _sha256 import sha256  # CPython 3.11
-        except ImportError:
-            return None
+    try:  # (a failed import searches every sys.path entry: ask for the one this version has)
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256
+        else:
+            from _sha256 import sha256
+    except ImportError:  # another Python implementation
+        return None
     return sha256
 
 
