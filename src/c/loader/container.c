@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cgroup.h"
 #include "mounts.h"
 #include "ns.h"
 #include "patch.h"
@@ -54,6 +55,7 @@ typedef struct run {
     cache cache;
     tty t;                /* -t: the pty (else -1s) */
     int out_fd;           /* --detach: the command's stdout/stderr (log or /dev/null), else -1 */
+    cgroup cg;            /* --memory/--cpus/--pids-limit: the container's cgroup (version 0: none) */
 } run;
 
 static volatile pid_t g_child;
@@ -189,6 +191,16 @@ static int child_setup(run *r, int *status, oerr *e)
     /* set-up done (pivoted, old root detached): tell the loader, which may now remove the run dir */
     if (write_all(r->exec_wr, "x", 1) < 0)
         return oerr_sys(e, errno, NULL, "the loader is gone");
+    if (r->cg.version) {
+        /* the loader moves this process into the container's cgroup: wait for that before exec */
+        do
+            n = read(r->sync_rd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            return oerr_set(e, "the loader stopped before the container started: see the message above");
+        if (unshare(CLONE_NEWCGROUP) < 0) /* the container sees its own cgroup as / */
+            dbg("cgroup namespace: %s", strerror(errno));
+    }
     if (r->o->init) {
         int fds[] = {r->exec_wr, r->rundir_lock, r->cache.lockfd};
         *status = init_run(r->plan, r->idm.single_id, fds, 3, e);
@@ -240,6 +252,7 @@ static int unshare_child(run *r)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         dbg("PR_SET_PDEATHSIG: %s", strerror(errno));
     close(r->ready_rd);
+    r->ready_rd = -1;
     const char *how = "u";
     int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (r->o->net_none ? CLONE_NEWNET : 0);
     if (unshare(CLONE_NEWUSER | others) < 0) {
@@ -261,10 +274,13 @@ static int unshare_child(run *r)
     }
     if (write_all(r->ready_wr, how, 1) < 0)
         return EXIT_SETUP;
-    close(r->ready_wr);
     pid_t pid = fork();
     if (pid == 0)
         return child_main(r);
+    /* the loader needs PID 1's pid (its view) to move it into the cgroup */
+    if (pid > 0 && r->cg.version && write_all(r->ready_wr, &pid, sizeof pid) < 0)
+        dbg("cannot report the container's pid: %s", strerror(errno));
+    close(r->ready_wr);
     if (pid < 0) {
         oerr_sys(&e, errno, NULL, "cannot start the container's first process");
         oerr_print(&e);
@@ -363,6 +379,8 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     sigprocmask(SIG_BLOCK, &block, &old);
 
     int rc = -1, rundir_gone = 0;
+    if (cgroup_setup(&r.cg, &o->limits, r.rundir, e))
+        goto out;
     ns_plan_maps(&r.idm);
     r.cache.lockfd = -1;
     if (!o->no_cache) {
@@ -444,9 +462,25 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     ssize_t n;
     while ((n = read(r.exec_rd, &c, 1)) < 0 && errno == EINTR)
         ;
+    if (n == 1 && r.cg.version) {
+        pid_t pid1 = pid;
+        ssize_t got = 0;
+        if (via_unshare)
+            while ((got = read(r.ready_rd, &pid1, sizeof pid1)) < 0 && errno == EINTR)
+                ;
+        if ((via_unshare && got != (ssize_t)sizeof pid1 && oerr_set(e, "the container's first process is gone")) ||
+            cgroup_attach(&r.cg, pid1, e)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            goto out;
+        }
+        if (write_all(r.sync_wr, "c", 1) < 0)
+            dbg("the container is gone before its start: %s", strerror(errno));
+    }
     g_started = n == 1;
-    rundir_gone = rundir_remove(r.rundir) == 0; /* once gone, its name may be reused by another start */
-    if (!rundir_gone)
+    /* once gone, its name may be reused by another start. With cgroups it holds their record until exit. */
+    rundir_gone = !r.cg.n && rundir_remove(r.rundir) == 0;
+    if (!rundir_gone && !r.cg.n)
         dbg("cannot remove %s yet: %s", r.rundir, strerror(errno));
     if (g_started) {
         if (o->name)
@@ -479,7 +513,10 @@ out:
     close(r.ready_rd);
     if (r.ready_wr >= 0)
         close(r.ready_wr);
-    if (!rundir_gone && rundir_remove(r.rundir) < 0)
+    /* the container's processes are gone (its PID 1 was waited for); a cgroup that stays keeps the run dir
+     * and its record for the next start's sweep */
+    int cg_left = cgroup_remove(&r.cg) < 0;
+    if (!rundir_gone && !cg_left && rundir_remove(r.rundir) < 0)
         warnmsg("cannot remove %s: %s", r.rundir, strerror(errno));
     close(r.rundir_lock);
     cache_close(&r.cache);

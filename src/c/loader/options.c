@@ -11,6 +11,7 @@
 #include "caps.h"
 #include "devices.h"
 #include "secopt.h"
+#include "cgroup.h"
 #include "net.h"
 #include "ulimit.h"
 #include "volumes.h"
@@ -19,7 +20,7 @@ enum opt_id {
     O_HELP, O_VERSION, O_DEBUG, O_ENTRYPOINT, O_WORKDIR, O_ENV, O_ENV_FILE, O_USER, O_HOSTNAME,
     O_CACHE_DIR, O_NO_CACHE, O_VOLUME, O_SECRET, O_TMPFS, O_READ_ONLY, O_OVERLAY_PERSIST, O_INIT, O_NET,
     O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_ULIMIT, O_CAP_DROP, O_CAP_ADD, O_NO_SECCOMP, O_TTY, O_INTERACTIVE,
-    O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT, O_SECCOMP_PROFILE, O_SECURITY_OPT, O_DEVICE, O_VERIFY_KEY,
+    O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT, O_SECCOMP_PROFILE, O_SECURITY_OPT, O_DEVICE, O_VERIFY_KEY, O_MEMORY, O_CPUS, O_PIDS_LIMIT,
 };
 
 typedef struct opt_def {
@@ -52,6 +53,10 @@ static const opt_def OPTS[] = {
     {"add-host", 0, 1, O_ADD_HOST, "NAME:IP", "add a line to the container's /etc/hosts (repeatable, up to 32)"},
     {"ulimit", 0, 1, O_ULIMIT, "TYPE=N[:M]", "resource limit (nofile, nproc, cpu, as, fsize, core, ...; "
                                             "N or soft:hard or unlimited) (repeatable)"},
+    {"memory", 0, 1, O_MEMORY, "SIZE", "hard memory limit of the whole container, no swap (b/k/m/g; min 6m; "
+                                       "cgroup, see docs)"},
+    {"cpus", 0, 1, O_CPUS, "N", "CPU time limit in CPUs, e.g. 0.5 or 2 (cgroup cpu quota per 100 ms)"},
+    {"pids-limit", 0, 1, O_PIDS_LIMIT, "N", "max processes/threads in the container (-1: no limit) (cgroup)"},
     {"cap-drop", 0, 1, O_CAP_DROP, "CAP", "drop a capability (name like net_raw or CAP_NET_RAW; all) (repeatable)"},
     {"cap-add", 0, 1, O_CAP_ADD, "CAP", "keep/raise a capability, also as ambient for non-root users (repeatable)"},
     {"no-seccomp", 0, 0, O_NO_SECCOMP, NULL, "do not install the default seccomp filter"},
@@ -175,6 +180,9 @@ static int apply(options *o, const opt_def *d, char *val, oerr *e)
         strv_push(&o->ulimits, xstrdup(val));
         break;
     }
+    case O_MEMORY: return cgroup_parse_memory(val, &o->limits.memory, e);
+    case O_CPUS: return cgroup_parse_cpus(val, &o->limits.cpu_quota, e);
+    case O_PIDS_LIMIT: return cgroup_parse_pids(val, &o->limits.pids, e);
     case O_CAP_DROP:
     case O_CAP_ADD:
         if (strcasecmp(val, "all") != 0 && cap_by_name(val) < 0)

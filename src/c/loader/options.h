@@ -1,6 +1,7 @@
 /* Runtime flags of an oci2bin binary (docker run style). */
 #ifndef OCI2BIN_OPTIONS_H
 #define OCI2BIN_OPTIONS_H
+#include "cgroup.h"
 #include "util.h"
 
 typedef struct options {
@@ -23,6 +24,7 @@ typedef struct options {
     int net_none;       /* --net none (else host) */
     strv dns, dns_search, add_hosts; /* --dns, --dns-search, --add-host */
     strv ulimits;       /* --ulimit TYPE=N[:M] */
+    cg_limits limits;   /* --memory, --cpus, --pids-limit */
     strv cap_drop, cap_add;
     int no_seccomp;     /* --no-seccomp, --seccomp-profile unconfined */
     char *seccomp_profile; /* --seccomp-profile FILE / --security-opt seccomp=FILE */

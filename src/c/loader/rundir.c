@@ -10,6 +10,7 @@
  * only succeeds while it is empty; a creator whose dir vanished (ENOENT on the lock file) starts over. */
 #define _GNU_SOURCE
 #include "rundir.h"
+#include "cgroup.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,7 +47,8 @@ static int sweep_one(int basefd, const char *name)
         if (errno == ENOENT)
             removed = unlinkat(basefd, name, AT_REMOVEDIR) == 0;
     } else {
-        if (flock(lfd, LOCK_EX | LOCK_NB) == 0) { /* its owner is gone */
+        /* its owner is gone; with --memory/--cpus/--pids-limit its cgroups go first (kept while populated) */
+        if (flock(lfd, LOCK_EX | LOCK_NB) == 0 && cgroup_sweep_record(dfd) == 0) {
             if (unlinkat(dfd, RUNDIR_LOCK, 0) == 0 || errno == ENOENT)
                 removed = unlinkat(basefd, name, AT_REMOVEDIR) == 0;
         }
@@ -120,6 +122,9 @@ int rundir_create(const char *base, char *out, size_t outsz, int *lockfd, oerr *
 int rundir_remove(const char *dir)
 {
     char lock[4200];
+    snprintf(lock, sizeof lock, "%s/" CG_RECORD, dir);
+    if (unlink(lock) < 0 && errno != ENOENT)
+        return -1;
     snprintf(lock, sizeof lock, "%s/" RUNDIR_LOCK, dir);
     if (unlink(lock) < 0 && errno != ENOENT)
         return -1;
