@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from oci2bin.cli.common import Parser, UsageError, human_size
 from oci2bin.errors import UserError
-from oci2bin.image.fsview import Change, Node, diff, flatten, live_tree
+from oci2bin.image.fsview import Change, Node, diff, flatten
 from oci2bin.polyglot.reader import Polyglot
+from oci2bin.state import containers
 
 
 def parser() -> Parser:
@@ -18,8 +18,8 @@ def parser() -> Parser:
     )
     p.add_argument(
         "--live",
-        metavar="PID",
-        help="compare /proc/PID/root of a running container with BINARY",
+        metavar="PID|NAME",
+        help="compare a running container (the PID --detach printed, its PID 1, or its --name) with BINARY",
     )
     p.add_argument("paths", nargs="+", metavar="BINARY")
     return p
@@ -49,21 +49,46 @@ def render(changes: list[Change]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _under(path: str, tops: set[str]) -> bool:
+    return any(path == t or path.startswith(t + "/") for t in tops)
+
+
+def live_changes(target: str, binary: str) -> list[Change]:
+    """The drift of the running container ``target`` (PID or name) from the image in ``binary``."""
+    # imported here: exec's helpers pull in subprocess handling the plain diff does not need
+    from oci2bin.cli.execcmd import container_process
+    from oci2bin.image import livefs
+
+    if target.isdigit():
+        pid = int(target)
+    else:
+        c = containers.get(target)
+        if not c.running:
+            raise UserError(f"container {c.name} is not running", "start it again, or diff two binaries")
+        pid = c.pid
+    cpid = container_process(pid)
+    old, _ = flatten(Polyglot(binary).image())
+    new, mounts = livefs.live_tree(cpid, old)
+    # what other mounts hide, and what the loader writes at every start, is not the container's drift
+    old = {
+        p: _as_extracted(n) for p, n in old.items() if not _under(p, mounts) and p not in livefs.RUNTIME_FILES
+    }
+    return diff(old, new)
+
+
+def _as_extracted(n: Node) -> Node:
+    """The loader drops set-uid/set-gid bits from files (docs/loader.md): compare against that."""
+    if n.kind != "file" or not n.mode & 0o6000:
+        return n
+    return Node(n.kind, n.size, n.mode & ~0o6000, n.digest, n.target)
+
+
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.live:
         if len(args.paths) != 1:
-            raise UsageError("--live takes one BINARY", "oci2bin diff --live PID BINARY")
-        root = f"/proc/{args.live}/root"
-        if not args.live.isdigit() or not os.path.isdir(root):
-            raise UserError(
-                f"no running process {args.live} (or no access to {root})",
-                "check the PID and your user",
-            )
-        old, _ = flatten(Polyglot(args.paths[0]).image())
-        new = live_tree(root)
-        # the live view has mount points and runtime files the image never had: compare image paths only
-        changes = [c for c in diff(old, new) if c.op != "+"]
+            raise UsageError("--live takes one BINARY", "oci2bin diff --live PID|NAME BINARY")
+        changes = live_changes(args.live, args.paths[0])
     else:
         if len(args.paths) != 2:
             raise UsageError("diff needs two binaries", "oci2bin diff OLD NEW")

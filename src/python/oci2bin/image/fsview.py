@@ -4,8 +4,6 @@ path -> Node. Streams every layer once; file contents are hashed, never kept (ex
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -105,38 +103,6 @@ def flatten(image: Image, keep: Iterable[str] = ()) -> tuple[dict[str, Node], di
                     kind = "char" if m.ischr() else "block" if m.isblk() else "fifo"
                     fs[name] = Node(kind, 0, m.mode)
     return fs, data
-
-
-def live_tree(root: str) -> dict[str, Node]:
-    """The same view of a directory tree (e.g. /proc/PID/root of a running container)."""
-    fs: dict[str, Node] = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(full)
-                fs[rel] = Node("symlink", len(target), st.st_mode, "", target)
-            elif stat.S_ISDIR(st.st_mode):
-                fs[rel] = Node("dir", 0, st.st_mode)
-            elif stat.S_ISREG(st.st_mode):
-                h = hashlib.sha256()
-                try:
-                    with open(full, "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            h.update(chunk)
-                except OSError:
-                    continue
-                fs[rel] = Node("file", st.st_size, st.st_mode, "sha256:" + h.hexdigest())
-            else:
-                kind = "char" if stat.S_ISCHR(st.st_mode) else "block" if stat.S_ISBLK(st.st_mode) else "fifo"
-                fs[rel] = Node(kind, 0, st.st_mode)
-    return fs
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,194 @@
+"""The filesystem of a running container as `fsview` nodes, for `oci2bin diff --live`.
+
+Read through ``/proc/CPID/root`` of the container's PID 1 (CPID), which resolves in the container's mount
+namespace. Only the root filesystem is walked: every other mount (/proc, /sys, /dev, /tmp, volumes, masks)
+is skipped with its subtree, so nothing like /proc/kmsg is ever opened, and only regular files are opened
+(O_NOFOLLOW|O_NONBLOCK, re-checked with fstat). Contents are hashed only where the image has a regular file
+of the same size at that path (elsewhere the size or type already decides).
+
+Permissions: root reads everything directly. An unprivileged caller (the container's owner) first joins the
+container's user namespace in a forked child (it owns that namespace, so it gets every capability there and
+can read files owned by the image's other users, e.g. subuids), walks, and sends the result back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import pickle
+import stat
+
+from oci2bin.errors import UserError
+from oci2bin.image.fsview import Node
+
+CLONE_NEWUSER = 0x10000000
+# written into the rootfs by the loader at every start (docs/loader.md "mounts.c"): not drift
+RUNTIME_FILES = frozenset({"etc/resolv.conf", "etc/hosts"})
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_points(pid: int) -> set[str]:
+    """Mount points of ``pid`` other than its root, relative to its root ("proc", "dev/pts", ...)."""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UserError(
+            f"cannot read /proc/{pid}/mountinfo: {e.strerror}", "run as the container's user or root"
+        ) from None
+    out = set()
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:
+            mp = _unescape(fields[4]).strip("/")
+            if mp:
+                out.add(mp)
+    return out
+
+
+def _hash(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between lstat and open
+            return None
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+        return "sha256:" + h.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def walk(root: str, skip: set[str], image: dict[str, Node]) -> dict[str, Node]:
+    """path -> Node for the tree at ``root``, without the paths in ``skip`` and their subtrees and without
+    other filesystems (a directory on another device is a mount point mountinfo did not show)."""
+    fs: dict[str, Node] = {}
+    hashed: dict[tuple[int, int], str] = {}  # hard links (busybox: hundreds of names, one inode) hash once
+    root_dev = os.stat(root).st_dev  # through the magic link: the container root itself
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = sorted(
+                os.scandir(os.path.join(root, rel_dir) if rel_dir else root), key=lambda e: e.name
+            )
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if rel in skip or rel in RUNTIME_FILES:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                if st.st_dev != root_dev:
+                    continue
+                fs[rel] = Node("dir", 0, mode)
+                stack.append(rel)
+            elif stat.S_ISLNK(mode):
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    continue
+                fs[rel] = Node("symlink", len(target), mode, "", target)
+            elif stat.S_ISREG(mode):
+                old = image.get(rel)
+                digest = ""
+                if old is not None and old.kind == "file" and old.size == st.st_size:
+                    key = (st.st_dev, st.st_ino)
+                    if key not in hashed:
+                        hashed[key] = _hash(entry.path) or "unreadable"
+                    digest = hashed[key]
+                fs[rel] = Node("file", st.st_size, mode, digest)
+            else:
+                kind = "char" if stat.S_ISCHR(mode) else "block" if stat.S_ISBLK(mode) else "fifo"
+                fs[rel] = Node(kind, 0, mode)
+    return fs
+
+
+def _join_userns(pid: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWUSER) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def _in_own_userns(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/user") == os.readlink("/proc/self/ns/user")
+    except OSError:
+        return True
+
+
+def _walk_in_userns(pid: int, root: str, skip: set[str], image: dict[str, Node]) -> dict[str, Node]:
+    """Fork, join ``pid``'s user namespace in the child (single-threaded, as setns requires), walk there."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        status = 0
+        try:
+            os.close(r)
+            try:
+                _join_userns(pid)
+                result: object = walk(root, skip, image)
+            except OSError as e:
+                result = f"cannot join the user namespace of PID {pid}: {e.strerror}"
+            data = pickle.dumps(result)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view) :]
+        except BaseException:
+            status = 1
+        os._exit(status)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(child, 0)
+    if status != 0 or not chunks:
+        raise UserError(f"reading the filesystem of PID {pid} failed", "run as the container's user or root")
+    result = pickle.loads(b"".join(chunks))
+    if isinstance(result, str):
+        raise UserError(result, "run oci2bin diff as the user who started the container, or as root")
+    return result
+
+
+def live_tree(cpid: int, image: dict[str, Node]) -> tuple[dict[str, Node], set[str]]:
+    """(the container's root filesystem as nodes, the mount points skipped) for the container PID 1 ``cpid``."""
+    root = f"/proc/{cpid}/root"
+    skip = mount_points(cpid)
+    try:
+        os.lstat(root + "/")
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM) or os.geteuid() == 0:
+            raise UserError(f"cannot open {root}: {e.strerror}", "is the container still running?") from None
+    if os.geteuid() == 0 or _in_own_userns(cpid):
+        return walk(root, skip, image), skip
+    return _walk_in_userns(cpid, root, skip, image), skip
