@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 from oci2bin.errors import UserError
 
 
-# subcommand -> (module in oci2bin.cli, function): imported only when that subcommand runs (each run is a fresh
-# interpreter; a build should not pay for the registry client, signing or pods: docs/benchmarks.md section 3)
-SUBCOMMANDS = {
-    "fetch": ("fetch", "run"),
-    "transform": ("transform", "run"),
-    "assemble": ("build", "run_assemble"),
-    "mkimage": ("mkimage", "run"),
-    "inspect": ("inspect", "run"),
-    "list": ("cachecmd", "run_list"),
-    "prune": ("cachecmd", "run_prune"),
-    "diff": ("diff", "run"),
-    "update": ("update", "run"),
-    "reconstruct": ("reconstruct", "run"),
-    "sbom": ("sbom", "run"),
-    "sign": ("signing", "run_sign"),
-    "verify": ("signing", "run_verify"),
-    "push": ("push", "run"),
-    "ps": ("lifecycle", "run_ps"),
-    "stop": ("lifecycle", "run_stop"),
-    "logs": ("lifecycle", "run_logs"),
-    "exec": ("execcmd", "run"),
-    "pod": ("pod", "run"),
-}
-
-
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
-        module, function = SUBCOMMANDS[argv[0]]
-        return getattr(importlib.import_module(f"oci2bin.cli.{module}"), function)(argv[1:])
+        return SUBCOMMANDS[argv[0]](argv[1:])
     if argv and argv[0] == "--version":
         from oci2bin import __version__
 
@@ -46,6 +19,143 @@ def _dispatch(argv: list[str]) -> int:
     from oci2bin.cli import build
 
     return build.run(argv)
+
+
+def _assemble(argv: list[str]) -> int:
+    from oci2bin.cli import build
+
+    return build.run_assemble(argv)
+
+
+def _mkimage(argv: list[str]) -> int:
+    from oci2bin.cli import mkimage
+
+    return mkimage.run(argv)
+
+
+def _inspect(argv: list[str]) -> int:
+    from oci2bin.cli import inspect
+
+    return inspect.run(argv)
+
+
+def _list(argv: list[str]) -> int:
+    from oci2bin.cli import cachecmd
+
+    return cachecmd.run_list(argv)
+
+
+def _prune(argv: list[str]) -> int:
+    from oci2bin.cli import cachecmd
+
+    return cachecmd.run_prune(argv)
+
+
+def _diff(argv: list[str]) -> int:
+    from oci2bin.cli import diff
+
+    return diff.run(argv)
+
+
+def _update(argv: list[str]) -> int:
+    from oci2bin.cli import update
+
+    return update.run(argv)
+
+
+def _reconstruct(argv: list[str]) -> int:
+    from oci2bin.cli import reconstruct
+
+    return reconstruct.run(argv)
+
+
+def _fetch(argv: list[str]) -> int:
+    from oci2bin.cli import fetch
+
+    return fetch.run(argv)
+
+
+def _transform(argv: list[str]) -> int:
+    from oci2bin.cli import transform
+
+    return transform.run(argv)
+
+
+def _sbom(argv: list[str]) -> int:
+    from oci2bin.cli import sbom
+
+    return sbom.run(argv)
+
+
+def _sign(argv: list[str]) -> int:
+    from oci2bin.cli import signing
+
+    return signing.run_sign(argv)
+
+
+def _verify(argv: list[str]) -> int:
+    from oci2bin.cli import signing
+
+    return signing.run_verify(argv)
+
+
+def _push(argv: list[str]) -> int:
+    from oci2bin.cli import push
+
+    return push.run(argv)
+
+
+def _ps(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_ps(argv)
+
+
+def _stop(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_stop(argv)
+
+
+def _logs(argv: list[str]) -> int:
+    from oci2bin.cli import lifecycle
+
+    return lifecycle.run_logs(argv)
+
+
+def _exec(argv: list[str]) -> int:
+    from oci2bin.cli import execcmd
+
+    return execcmd.run(argv)
+
+
+def _pod(argv: list[str]) -> int:
+    from oci2bin.cli import pod
+
+    return pod.run(argv)
+
+
+SUBCOMMANDS = {
+    "fetch": _fetch,
+    "transform": _transform,
+    "assemble": _assemble,
+    "mkimage": _mkimage,
+    "inspect": _inspect,
+    "list": _list,
+    "prune": _prune,
+    "diff": _diff,
+    "update": _update,
+    "reconstruct": _reconstruct,
+    "sbom": _sbom,
+    "sign": _sign,
+    "verify": _verify,
+    "push": _push,
+    "ps": _ps,
+    "stop": _stop,
+    "logs": _logs,
+    "exec": _exec,
+    "pod": _pod,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
