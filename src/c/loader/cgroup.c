@@ -139,6 +139,7 @@ static const char *const FLAG[N_CTRL] = {"--memory", "--cpus", "--pids-limit"};
 
 typedef struct cg_where {
     char v2[PATH_MAX];         /* this process's v2 cgroup dir, "" if none */
+    char v2_mnt[PATH_MAX];     /* the cgroup2 mount point */
     char v1[N_CTRL][PATH_MAX]; /* its v1 cgroup dir per controller, "" if the controller is not on v1 */
 } cg_where;
 
@@ -215,7 +216,10 @@ static void locate(cg_where *w)
         if (dash + 3 >= n)
             continue;
         if (strcmp(f[dash + 1], "cgroup2") == 0 && v2path && !w->v2[0])
+        {
             join_mount(w->v2, f[4], f[3], v2path);
+            snprintf(w->v2_mnt, sizeof w->v2_mnt, "%s", f[4]);
+        }
         else if (strcmp(f[dash + 1], "cgroup") == 0)
             for (int c = 0; c < N_CTRL; c++)
                 if (v1path[c] && !w->v1[c][0] && has_word(f[dash + 3], CTRL[c], ','))
@@ -379,8 +383,8 @@ static int alone_in(const char *dir)
     return alone;
 }
 
-static int setup_v2(cgroup *cg, const char *rundir, const char *parent, unsigned need, const cg_limits *l, const char *flags,
-                    oerr *e)
+static int setup_v2(cgroup *cg, const char *rundir, const char *parent, const char *mnt, unsigned need,
+                    const cg_limits *l, const char *flags, oerr *e)
 {
     char enabled[512] = "", want[64] = "", name[64] = "";
     if (read_line(parent, "cgroup.subtree_control", enabled, sizeof enabled) < 0)
@@ -394,6 +398,11 @@ static int setup_v2(cgroup *cg, const char *rundir, const char *parent, unsigned
             return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot enable %s in %s (not delegated to uid %u)",
                             flags, want, parent, (unsigned)geteuid());
         /* "no internal processes": the parent holds processes. If only this one, move it into a leaf. */
+        if (!alone_in(parent) && geteuid() == 0 && strcmp(parent, mnt) != 0) {
+            /* root may use the top of the hierarchy, which is exempt from the rule (as docker does) */
+            dbg("cgroup: %s holds other processes; using %s", parent, mnt);
+            return setup_v2(cg, rundir, mnt, mnt, need, l, flags, e);
+        }
         if (!alone_in(parent))
             return oerr_set(e, "%s cannot be enforced: cgroup %s holds other processes, so it cannot pass the "
                                "%s controllers on (cgroup v2 \"no internal processes\" rule): start the binary in "
@@ -418,8 +427,8 @@ static int setup_v2(cgroup *cg, const char *rundir, const char *parent, unsigned
     return write_limits(cg->dir[cg->n - 1], 1, need, l, e);
 }
 
-static int setup_v1(cgroup *cg, const char *rundir, const cg_where *w, unsigned need, const cg_limits *l, const char *flags,
-                    const char *why_not_v2, oerr *e)
+static int setup_v1(cgroup *cg, const char *rundir, const cg_where *w, unsigned need, const cg_limits *l,
+                    const char *flags, const char *why_not_v2, oerr *e)
 {
     char base[64] = "", name[64];
     for (int c = 0; c < N_CTRL; c++) {
@@ -456,7 +465,7 @@ int cgroup_setup(cgroup *cg, const cg_limits *l, const char *rundir, oerr *e)
             if ((need & (1u << c)) && !has_word(avail, CTRL[c], ' '))
                 missing |= 1u << c;
         if (!missing) {
-            rc = setup_v2(cg, rundir, w.v2, need, l, flags, e);
+            rc = setup_v2(cg, rundir, w.v2, w.v2_mnt, need, l, flags, e);
             goto done;
         }
         char m[64];

@@ -1,0 +1,250 @@
+"""--memory, --cpus, --pids-limit: hard limits through a cgroup of the container's own, as root and as `tester`.
+
+On this kind of machine (hybrid layout: cgroup v1 controllers, an empty cgroup v2 at /sys/fs/cgroup/unified) root gets
+cgroup v1 dirs `oci2bin-<random>` under its own memory/cpu/pids cgroups, and `tester` (no writable cgroup) gets one
+clear error, exit 125, nothing made. The limits are checked by their effect (OOM kill, failing fork) and, for --cpus,
+by the quota written in the container's cgroup as the host sees it (not by timing). The cgroups are gone after exit,
+and after a SIGKILL of the loader the next start removes them (their paths are recorded in the run dir)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+MARK = "4711"  # the container's `sleep` argument, to find it among the host's processes
+
+
+def _mounts() -> tuple[dict[str, tuple[str, str]], tuple[str, str] | None]:
+    """cgroup mounts from mountinfo: v1 {controller: (root, mountpoint)} and the v2 (root, mountpoint)."""
+    v1, v2 = {}, None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        f = line.split()
+        dash = f.index("-")
+        fstype, sopts = f[dash + 1], f[dash + 3]
+        if fstype == "cgroup2" and v2 is None:
+            v2 = (f[3], f[4])
+        elif fstype == "cgroup":
+            for c in sopts.split(","):
+                v1.setdefault(c, (f[3], f[4]))
+    return v1, v2
+
+
+def _host_dir(root: str, mnt: str, path: str) -> Path:
+    rel = path[len(root) :] if root != "/" and path.startswith(root) else path
+    return Path(mnt + (rel if rel != "/" else ""))
+
+
+def _cgroup_dirs(pid: int | str = "self") -> dict[str, Path]:
+    """The cgroup dirs of a process: {"memory"/"cpu"/"pids": v1 dir, "v2": v2 dir}, as this (host) process sees them."""
+    v1, v2 = _mounts()
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        hier, ctrls, path = line.split(":", 2)
+        if hier == "0" and not ctrls and v2:
+            out["v2"] = _host_dir(*v2, path)
+        for c in ctrls.split(","):
+            if c in ("memory", "cpu", "pids") and c in v1:
+                out[c] = _host_dir(*v1[c], path)
+    return out
+
+
+def _layout() -> str:
+    """ "v2" when this process's cgroup v2 offers memory, cpu and pids; else "v1"."""
+    d = _cgroup_dirs().get("v2")
+    ctrls = (
+        (d / "cgroup.controllers").read_text().split() if d and (d / "cgroup.controllers").exists() else []
+    )
+    return "v2" if {"memory", "cpu", "pids"} <= set(ctrls) else "v1"
+
+
+def _ours() -> set[Path]:
+    """oci2bin-* cgroups next to this process's own (where the loader makes the container's)."""
+    found = set()
+    for d in _cgroup_dirs().values():
+        if d.is_dir():
+            found |= {p for p in d.iterdir() if p.name.startswith("oci2bin-")}
+    return found
+
+
+def _container_pid(loader: int, timeout: float = 20) -> int:
+    """The host pid of the container's `sleep MARK`, once it is exec'd (not the loader's own process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in os.listdir("/proc"):
+            if d.isdigit() and int(d) != loader:
+                try:
+                    cmd = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if cmd[0].endswith(b"sleep") and MARK.encode() in cmd:
+                    return int(d)
+        time.sleep(0.02)
+    raise AssertionError("the container's sleep never started")
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def root_runner(runner):
+    if runner.user != "root":
+        pytest.skip("as root only (tester has no writable cgroup here: see test_unprivileged_*)")
+    return runner
+
+
+@pytest.fixture
+def tester_runner(runner):
+    if runner.user == "root":
+        pytest.skip("as tester only")
+    if _layout() == "v2":
+        pytest.skip("pure cgroup v2: whether tester may write its cgroup depends on systemd delegation")
+    return runner
+
+
+# ---- flag values (no cgroup needed) ----
+
+BAD = [
+    (["--memory", "5m"], "--memory 5m is below the minimum of 6m"),
+    (["--memory", "12x"], "--memory 12x is not a size"),
+    (["--memory", "-1"], "--memory -1 is not a size"),
+    (["--memory", "99999999999g"], "--memory 99999999999g is too large"),
+    (["--cpus", "abc"], "--cpus abc is not a number of CPUs"),
+    (["--cpus", "0.001"], "--cpus 0.001 is below 0.01"),
+    (["--cpus", "100000"], "--cpus 100000 is more than the"),
+    (["--pids-limit", "-2"], "--pids-limit -2 is not a process count"),
+    (["--pids-limit", "ten"], "--pids-limit ten is not a process count"),
+    (["--pids-limit", "99999999"], "--pids-limit 99999999 is above the kernel's maximum"),
+]
+
+
+@pytest.mark.parametrize("args,msg", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_values_are_one_line_errors(runner, args, msg):
+    before = _ours()
+    p = runner.run(*args, "true")
+    assert p.returncode == 125, p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("oci2bin: ") and msg in p.stderr, p.stderr
+    assert _ours() == before
+
+
+def test_no_limit_values_need_no_cgroup(runner):
+    """0 (and -1 for --pids-limit) mean no limit, as in docker: they run even where no cgroup is writable."""
+    for args in (["--memory", "0"], ["--cpus", "0"], ["--pids-limit", "-1"], ["--pids-limit", "0"]):
+        assert runner.run(*args, "echo", "ok", check=True).stdout == "ok\n"
+
+
+def test_help_lists_the_flags(runner):
+    out = runner.run("--help", check=True).stdout
+    for flag in ("--memory SIZE", "--cpus N", "--pids-limit N"):
+        assert flag in out
+
+
+def test_config_file_keys(runner):
+    cfg = runner.base / "limits.conf"
+    cfg.write_text("# limits\nmemory = 5m\n")
+    cfg.chmod(0o644)
+    p = runner.run("--config", str(cfg), "true")
+    assert p.returncode == 125 and "--memory 5m is below the minimum" in p.stderr, p.stderr
+    cfg.write_text("cpus=0\npids-limit=-1\nmemory=0\n")
+    assert runner.run("--config", str(cfg), "echo", "ok", check=True).stdout == "ok\n"
+
+
+# ---- root: the limits take effect ----
+
+
+def test_memory_limit_oom_kills(root_runner):
+    hog = ["sh", "-c", "head -c 100m /dev/zero | tail >/dev/null"]  # busybox tail keeps the one 100 MB "line"
+    assert root_runner.run(*hog, check=True).returncode == 0
+    p = root_runner.run("--memory", "32m", *hog)
+    assert p.returncode == 137, (p.returncode, p.stderr)  # tail: SIGKILLed by the OOM killer
+    small = root_runner.run("--memory", "32m", "sh", "-c", "head -c 8m /dev/zero | tail | wc -c")
+    assert small.returncode == 0 and small.stdout == "8388608\n", small.stderr
+
+
+def test_config_memory_key_takes_effect(root_runner):
+    cfg = root_runner.base / "limits.conf"
+    cfg.write_text("memory=32m\n")
+    p = root_runner.run("--config", str(cfg), "sh", "-c", "head -c 100m /dev/zero | tail >/dev/null")
+    assert p.returncode == 137, p.stderr
+
+
+def test_pids_limit_makes_fork_fail(root_runner):
+    forks = ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait"]
+    assert root_runner.run(*forks, check=True).returncode == 0
+    p = root_runner.run("--pids-limit", "5", *forks)  # sh + 4 sleeps: the 5th fork fails
+    assert p.returncode != 0 and "can't fork" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_limits_are_written_and_removed_at_exit(root_runner):
+    before = _ours()
+    p = root_runner.popen("--init", "--cpus", "0.5", "--memory", "64m", "--pids-limit", "50", "sleep", MARK)
+    try:
+        dirs = _cgroup_dirs(_container_pid(p.pid))
+        made = {d for d in dirs.values() if d.name.startswith("oci2bin-")}
+        assert made and made.isdisjoint(before)
+        if _layout() == "v2":
+            d = dirs["v2"]
+            assert (d / "cpu.max").read_text().split() == ["50000", "100000"]
+            assert (d / "memory.max").read_text().strip() == str(64 << 20)
+            assert (d / "pids.max").read_text().strip() == "50"
+        else:
+            assert (dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+            assert (dirs["cpu"] / "cpu.cfs_period_us").read_text().strip() == "100000"
+            assert (dirs["memory"] / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+            memsw = dirs["memory"] / "memory.memsw.limit_in_bytes"
+            if memsw.exists():  # no swap beyond the limit
+                assert memsw.read_text().strip() == str(64 << 20)
+            assert (dirs["pids"] / "pids.max").read_text().strip() == "50"
+        # the loader itself stays outside the container's cgroups
+        assert made.isdisjoint(_cgroup_dirs(p.pid).values())
+        # a run dir holds the record while the container runs
+        assert [n for n in root_runner.tmp_left() if n.startswith("oci2bin-run-")]
+    finally:
+        p.send_signal(signal.SIGTERM)  # --init forwards it
+        assert p.wait(timeout=20) == 128 + signal.SIGTERM
+    assert _ours() == before
+    assert root_runner.tmp_left() == []
+
+
+def test_sigkill_leaves_cgroups_for_the_next_start(root_runner):
+    before = _ours()
+    p = root_runner.popen("--memory", "64m", "--pids-limit", "50", "sleep", MARK)
+    ctr = _container_pid(p.pid)
+    made = {d for d in _cgroup_dirs(ctr).values() if d.name.startswith("oci2bin-")}
+    assert made
+    p.send_signal(signal.SIGKILL)
+    assert p.wait(timeout=10) == -signal.SIGKILL
+    _wait_gone(ctr)  # the container dies with its loader (PDEATHSIG, pid namespace)
+    assert all(d.is_dir() for d in made)  # nobody removed them yet: the loader was killed
+    # the next start, even without limits, removes them with the dead run dir
+    assert root_runner.run("echo", "ok", check=True).stdout == "ok\n"
+    assert not any(d.exists() for d in made)
+    assert _ours() == before
+    assert root_runner.tmp_left() == []
+
+
+# ---- tester: no writable cgroup here ----
+
+
+def test_unprivileged_without_writable_cgroup_is_a_clear_error(tester_runner):
+    before = _ours()
+    for args, flags in (
+        (["--memory", "32m"], "--memory"),
+        (["--cpus", "0.5"], "--cpus"),
+        (["--pids-limit", "10"], "--pids-limit"),
+        (["--memory", "32m", "--pids-limit", "10"], "--memory/--pids-limit"),
+    ):
+        p = tester_runner.run(*args, "echo", "never")
+        assert p.returncode == 125, (args, p.stderr)
+        assert p.stdout == "" and p.stderr.count("\n") == 1, p.stderr
+        line = p.stderr.strip()
+        assert line.startswith(f"oci2bin: {flags} cannot be enforced: "), line
+        assert "Permission denied" in line and "root" in line and "Delegate=yes" in line, line
+    assert _ours() == before
+    assert tester_runner.tmp_left() == []
