@@ -221,6 +221,16 @@ ssize_t codec_read(codec *c, void *buf, size_t len, oerr *e)
     return oerr_set(e, "layer %s: unsupported compression: rebuild the binary", c->name);
 }
 
+ssize_t codec_gz_decode_into(codec *c, unsigned char *buf, size_t hist, size_t cap, oerr *e)
+{
+    ssize_t r = oci2bin_gz_decode_into(c->gz, buf, hist, cap);
+    if (r == OCI2BIN_GZ_ERR_READ)
+        return raw_error(c, e);
+    if (r < 0)
+        return oerr_set(e, "layer %s: corrupt or truncated gzip data: the file is damaged, rebuild it", c->name);
+    return r;
+}
+
 int codec_verify(codec *c, const char *want_hex, oerr *e)
 {
     unsigned char buf[64 * 1024];

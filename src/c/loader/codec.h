@@ -35,6 +35,9 @@ typedef struct codec {
 int codec_open(codec *c, int fd, uint64_t off, uint64_t size, int hash, const char *name, oerr *e);
 /* Reads decompressed bytes: returns count, 0 at end of stream, -1 with *e. */
 ssize_t codec_read(codec *c, void *buf, size_t len, oerr *e);
+/* gzip only, instead of codec_read (see oci2bin_gz_decode_into): decodes into buf[hist, cap), buf[0, hist) holding
+ * the last min(OCI2BIN_GZ_HISTORY, all) bytes decoded. The end of the data in buf (< cap: end of stream), or -1. */
+ssize_t codec_gz_decode_into(codec *c, unsigned char *buf, size_t hist, size_t cap, oerr *e);
 /* Reads the rest of the raw bytes into the hash and compares it with want_hex (64 lowercase hex). */
 int codec_verify(codec *c, const char *want_hex, oerr *e);
 void codec_close(codec *c);

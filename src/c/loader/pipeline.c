@@ -40,8 +40,14 @@ unsigned char *chan_produce_begin(chan *c)
 
 void chan_produce_end(chan *c, size_t len)
 {
+    chan_produce_range(c, 0, len);
+}
+
+void chan_produce_range(chan *c, size_t off, size_t end)
+{
     pthread_mutex_lock(&c->mu);
-    c->len[c->tail % PIPE_SLOTS] = len;
+    c->off[c->tail % PIPE_SLOTS] = off;
+    c->end[c->tail % PIPE_SLOTS] = end;
     c->tail++;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -70,7 +76,7 @@ void chan_cancel(chan *c)
 /* Consumer: makes sure a filled slot is held (releasing one that a view used up). 1, 0 at the end, -1 with *e. */
 static int chan_hold(chan *c, oerr *e)
 {
-    if (c->holding && c->rpos == c->len[c->head % PIPE_SLOTS]) {
+    if (c->holding && c->rpos == c->end[c->head % PIPE_SLOTS]) {
         c->holding = 0;
         pthread_mutex_lock(&c->mu);
         c->head++;
@@ -91,7 +97,7 @@ static int chan_hold(chan *c, oerr *e)
     }
     pthread_mutex_unlock(&c->mu);
     c->holding = 1;
-    c->rpos = 0;
+    c->rpos = c->off[c->head % PIPE_SLOTS];
     return 1;
 }
 
@@ -101,7 +107,7 @@ ssize_t chan_view(chan *c, const unsigned char **p, size_t max, oerr *e)
     if (h <= 0)
         return h;
     unsigned slot = c->head % PIPE_SLOTS;
-    size_t avail = c->len[slot] - c->rpos;
+    size_t avail = c->end[slot] - c->rpos;
     size_t n = max < avail ? max : avail;
     *p = c->buf[slot] + c->rpos;
     c->rpos += n; /* the slot is released by the next call, once the caller is done with *p */
@@ -160,11 +166,43 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* gzip: inflates straight into the ring's slots. Each slot starts with a copy of the last 32 KiB of the slot
+ * before it (the history that back-references reach into); only the new bytes after it are passed on. */
+static int gz_decode_slots(layer_pipe *lp, oerr *e)
+{
+    const unsigned char *prev = NULL;
+    size_t prev_end = 0;
+    for (;;) {
+        unsigned char *b = chan_produce_begin(lp->dec_out);
+        if (!b)
+            return 0; /* the consumer is done */
+        size_t hist = prev_end < OCI2BIN_GZ_HISTORY ? prev_end : OCI2BIN_GZ_HISTORY;
+        if (hist)
+            memcpy(b, prev + prev_end - hist, hist);
+        ssize_t end = codec_gz_decode_into(&lp->c, b, hist, PIPE_SLOT_SIZE, e);
+        if (end < 0)
+            return -1;
+        if ((size_t)end > hist)
+            chan_produce_range(lp->dec_out, hist, (size_t)end);
+        if ((size_t)end < PIPE_SLOT_SIZE || lp->abort)
+            return 0; /* end of stream */
+        /* the slot just passed on stays untouched until the producer comes round to it again, after b */
+        prev = b;
+        prev_end = (size_t)end;
+    }
+}
+
 static void *decoder_main(void *arg)
 {
     layer_pipe *lp = arg;
     oerr e = {0};
     int failed = 0;
+    if (lp->c.kind == CODEC_GZIP) {
+        failed = gz_decode_slots(lp, &e) < 0;
+        chan_cancel(&lp->raw);
+        chan_close(lp->dec_out, failed ? &e : NULL);
+        return NULL;
+    }
     for (;;) {
         unsigned char *b = chan_produce_begin(lp->dec_out);
         if (!b)

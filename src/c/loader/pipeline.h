@@ -23,7 +23,7 @@ typedef struct chan {
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* any state change */
     unsigned char *buf[PIPE_SLOTS];
-    size_t len[PIPE_SLOTS];
+    size_t off[PIPE_SLOTS], end[PIPE_SLOTS]; /* the data of a full slot: buf[off, end) */
     unsigned head, tail;        /* consumer's next slot, producer's next slot; tail - head = full slots */
     int closed;                 /* producer finished (eof, or failed with err set) */
     int failed;
@@ -39,6 +39,8 @@ void chan_destroy(chan *c);
 /* Producer: the next empty buffer (PIPE_SLOT_SIZE bytes), or NULL once the consumer cancelled. */
 unsigned char *chan_produce_begin(chan *c);
 void chan_produce_end(chan *c, size_t len);
+/* The same for data at buf[off, end) of the slot (the bytes before off are not passed on). */
+void chan_produce_range(chan *c, size_t off, size_t end);
 /* Producer: end of data; err != NULL makes the consumer's next read fail with it. */
 void chan_close(chan *c, const oerr *err);
 /* Consumer: count, 0 at the end, -1 with *e (the producer's error). */

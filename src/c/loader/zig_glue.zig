@@ -13,21 +13,27 @@ pub const panic = std.debug.no_panic;
 const ReadFn = *const fn (ctx: ?*anyopaque, buf: [*]u8, len: usize) callconv(.c) isize;
 
 const in_buf_len = 128 * 1024;
-/// The decompressor's output buffer: it keeps the last 32 KiB (the history) and moves it to the front each
-/// time the buffer is full, so a bigger buffer moves it less often (at std's minimum of 64 KiB, every 32 KiB
-/// of output costs a 32 KiB memmove: ~7% of the inflate time of a 180 MB layer).
+/// oci2bin_gz_read's output buffer; it keeps the last 32 KiB (the history) and moves it to the front when full,
+/// so it is much bigger than the history (std's indirect mode, with its 64 KiB minimum, moved 32 KiB after
+/// every 32 KiB of output).
 const window_len = 1024 * 1024;
 
 comptime {
-    if (window_len < flate.max_window_len) @compileError("the inflate window must hold flate.max_window_len");
+    if (window_len < 2 * flate.history_len) @compileError("the inflate window must hold twice the history");
 }
 
+/// The decompressor runs in std's direct mode: it writes into a buffer the caller provides, whose first bytes
+/// hold the history. oci2bin_gz_decode_into hands it the pipeline's ring slots (no copy of the output);
+/// oci2bin_gz_read hands it `window` and copies out. One Gz uses one of the two.
 const Gz = struct {
     cb: ReadFn,
     ctx: ?*anyopaque,
     input: Reader,
     dec: flate.Decompress,
     failed_read: bool,
+    done: bool,
+    wseek: usize,
+    wend: usize,
     in_buf: [in_buf_len]u8,
     window: [window_len]u8,
 };
@@ -80,8 +86,11 @@ export fn oci2bin_gz_new(cb: ReadFn, ctx: ?*anyopaque) ?*anyopaque {
     gz.cb = cb;
     gz.ctx = ctx;
     gz.failed_read = false;
+    gz.done = false;
+    gz.wseek = 0;
+    gz.wend = 0;
     gz.input = .{ .vtable = &input_vtable, .buffer = &gz.in_buf, .seek = 0, .end = 0 };
-    gz.dec = flate.Decompress.init(&gz.input, .gzip, &gz.window);
+    gz.dec = flate.Decompress.init(&gz.input, .gzip, &.{});
     return gz;
 }
 
@@ -90,12 +99,61 @@ export fn oci2bin_gz_free(p: ?*anyopaque) void {
     std.heap.page_allocator.destroy(gz);
 }
 
+// The output writer never grows or flushes: each stream() call is limited to the room left in the buffer.
+fn noDrain(w: *Writer, data: []const []const u8, splat: usize) Writer.Error!usize {
+    _ = w;
+    _ = data;
+    _ = splat;
+    return error.WriteFailed;
+}
+
+fn noRebase(w: *Writer, preserve: usize, capacity: usize) Writer.Error!void {
+    _ = w;
+    _ = preserve;
+    _ = capacity;
+    return error.WriteFailed;
+}
+
+const out_vtable: Writer.VTable = .{ .drain = noDrain, .rebase = noRebase };
+
+fn decodeInto(gz: *Gz, buf: []u8, hist: usize) isize {
+    var w: Writer = .{ .vtable = &out_vtable, .buffer = buf, .end = hist };
+    while (w.end < buf.len and !gz.done) {
+        _ = gz.dec.reader.stream(&w, .limited(buf.len - w.end)) catch |err| switch (err) {
+            error.EndOfStream => gz.done = true,
+            error.ReadFailed => return if (gz.failed_read) GZ_ERR_READ else GZ_ERR_DATA,
+            error.WriteFailed => return GZ_ERR_DATA, // not reached: every call is limited to the room left
+        };
+    }
+    return @intCast(w.end);
+}
+
+/// Decodes into buf[hist..cap). buf[0..hist] must hold the last min(32 KiB, everything) bytes this Gz produced
+/// (the history back-references reach into). Returns the end of the data in buf: cap when full, less at the end
+/// of the stream (hist: nothing more); or a negative GZ_ERR_*.
+export fn oci2bin_gz_decode_into(p: *anyopaque, buf: [*]u8, hist: usize, cap: usize) isize {
+    const gz: *Gz = @ptrCast(@alignCast(p));
+    if (hist > flate.history_len or hist >= cap) return GZ_ERR_DATA;
+    return decodeInto(gz, buf[0..cap], hist);
+}
+
 /// Returns bytes produced (0 = end of stream) or a negative GZ_ERR_*.
 export fn oci2bin_gz_read(p: *anyopaque, out: [*]u8, len: usize) isize {
     const gz: *Gz = @ptrCast(@alignCast(p));
     if (len == 0) return 0;
-    const n = gz.dec.reader.readSliceShort(out[0..len]) catch {
-        return if (gz.failed_read) GZ_ERR_READ else GZ_ERR_DATA;
-    };
+    if (gz.wseek == gz.wend) {
+        var hist = gz.wend;
+        if (gz.window.len - gz.wend < flate.history_len) {
+            hist = flate.history_len;
+            std.mem.copyForwards(u8, gz.window[0..hist], gz.window[gz.wend - hist .. gz.wend]);
+        }
+        const end = decodeInto(gz, &gz.window, hist);
+        if (end < 0) return end;
+        gz.wseek = hist;
+        gz.wend = @intCast(end);
+    }
+    const n = @min(len, gz.wend - gz.wseek);
+    @memcpy(out[0..n], gz.window[gz.wseek..][0..n]);
+    gz.wseek += n;
     return @intCast(n);
 }

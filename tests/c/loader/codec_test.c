@@ -31,6 +31,89 @@ static int memfile(const void *data, size_t len, size_t prefix)
     return fd;
 }
 
+/* ---- a gzip stream whose back-references cross every ring slot boundary (fixed-Huffman deflate, written here) */
+typedef struct {
+    unsigned char *p;
+    size_t n;
+    uint32_t acc;
+    int bits;
+} bitw;
+
+static void put_bits(bitw *w, uint32_t v, int n) /* LSB first */
+{
+    for (int i = 0; i < n; i++) {
+        w->acc |= ((v >> i) & 1u) << w->bits;
+        if (++w->bits == 8) {
+            w->p[w->n++] = (unsigned char)w->acc;
+            w->acc = 0;
+            w->bits = 0;
+        }
+    }
+}
+
+static void put_code(bitw *w, uint32_t code, int n) /* Huffman codes go MSB first */
+{
+    for (int i = n - 1; i >= 0; i--)
+        put_bits(w, (code >> i) & 1u, 1);
+}
+
+static void put_literal(bitw *w, unsigned v)
+{
+    if (v < 144)
+        put_code(w, 0x30 + v, 8);
+    else
+        put_code(w, 0x190 + (v - 144), 9);
+}
+
+static uint32_t crc32_of(const unsigned char *d, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= d[i];
+        for (int k = 0; k < 8; k++)
+            c = c >> 1 ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* 32 KiB of literals, then matches of 258 bytes at distance 32768 (the maximum) up to `total` bytes: the output
+ * repeats with a 32 KiB period, and every match reaches back across the previous ring slot boundary. */
+static unsigned char *gz_far_matches(size_t total, unsigned char *expect, size_t *len)
+{
+    bitw w = {malloc(total / 8 + 65536), 0, 0, 0};
+    static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(w.p, hdr, sizeof hdr);
+    w.n = sizeof hdr;
+    put_bits(&w, 1, 1); /* final block */
+    put_bits(&w, 1, 2); /* fixed Huffman */
+    size_t n = 0;
+    for (; n < 32768 && n < total; n++) {
+        expect[n] = (unsigned char)(n * 2654435761u >> 24);
+        put_literal(&w, expect[n]);
+    }
+    while (total - n >= 258) {
+        put_code(&w, 0xc5, 8);   /* length code 285: 258 bytes */
+        put_code(&w, 29, 5);     /* distance code 29 ... */
+        put_bits(&w, 8191, 13);  /* ... + 8191 = 32768 */
+        for (int k = 0; k < 258; k++, n++)
+            expect[n] = expect[n - 32768];
+    }
+    for (; n < total; n++) {
+        expect[n] = expect[n - 32768];
+        put_literal(&w, expect[n]);
+    }
+    put_code(&w, 0, 7); /* end of block */
+    if (w.bits)
+        put_bits(&w, 0, 8 - w.bits);
+    uint32_t crc = crc32_of(expect, total), size = (uint32_t)total;
+    for (int i = 0; i < 4; i++)
+        w.p[w.n++] = (unsigned char)(crc >> 8 * i);
+    for (int i = 0; i < 4; i++)
+        w.p[w.n++] = (unsigned char)(size >> 8 * i);
+    *len = w.n;
+    return w.p;
+}
+
 static size_t drain(codec *c, char *out, size_t cap, oerr *e, ssize_t *last)
 {
     size_t n = 0;
@@ -207,6 +290,44 @@ int main(void)
     ok(view_ok && last == 0 && n == big && layer_pipe_finish(&lp, 1, bighex, &e) == 0,
        "pipeline: views and reads mixed give the stream intact (%zu bytes)", n);
     close(fd);
+
+    /* gzip inflated straight into the ring's slots: back-references across every slot boundary */
+    size_t gtotal = 3u * 1024 * 1024 + 12345, glen;
+    unsigned char *gexp = malloc(gtotal), *gz = gz_far_matches(gtotal, gexp, &glen);
+    sha256_hex(gz, glen, hex);
+    fd = memfile(gz, glen, 7);
+    ok(layer_pipe_start(&lp, fd, 7, glen, 1, NULL, "far", &e) == 0 && lp.started && lp.c.kind == CODEC_GZIP,
+       "pipeline starts (gzip, %zu bytes, far matches)", glen);
+    n = 0;
+    view_ok = 1;
+    for (int k = 0;; k++) {
+        const void *p;
+        last = k % 2 ? layer_pipe_view(&lp, &p, SIZE_MAX, &e) : layer_pipe_read(&lp, back, 65536 + 3, &e);
+        if (last <= 0)
+            break;
+        view_ok &= n + (size_t)last <= gtotal && memcmp(k % 2 ? p : back, gexp + n, (size_t)last) == 0;
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == gtotal, "pipeline: gzip slots carry the history (%zu bytes intact)", n);
+    ok(layer_pipe_finish(&lp, 1, hex, &e) == 0, "pipeline: gzip blob digest verifies");
+    ok(codec_open(&c, fd, 7, glen, 1, "far", &e) == 0, "serial gzip reopen");
+    n = 0;
+    view_ok = 1;
+    while ((last = codec_read(&c, back, 100003, &e)) > 0) {
+        view_ok &= n + (size_t)last <= gtotal && memcmp(back, gexp + n, (size_t)last) == 0;
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == gtotal && codec_verify(&c, hex, &e) == 0,
+       "serial gzip read across its 1 MiB window (%zu bytes intact)", n);
+    codec_close(&c);
+    layer_pipe_start(&lp, fd, 7, glen - 9, 1, NULL, "far", &e);
+    while ((last = layer_pipe_read(&lp, back, 65536, &e)) > 0)
+        ;
+    ok(last < 0 && strstr(e.msg, "gzip"), "pipeline: truncated gzip is an error (%s)", e.msg);
+    layer_pipe_finish(&lp, 0, hex, &e);
+    close(fd);
+    free(gz);
+    free(gexp);
 
 #ifdef OCI2BIN_HAVE_ZSTD
     /* zstd straight out of the raw ring's slots: two frames, many slots of input, read through views */
