@@ -32,6 +32,8 @@
 #include "rundir.h"
 #include "init.h"
 #include "net.h"
+#include "net_helper.h"
+#include "ns_join.h"
 #include "state.h"
 #include "tty.h"
 
@@ -55,6 +57,8 @@ typedef struct run {
     cache cache;
     tty t;                /* -t: the pty (else -1s) */
     int out_fd;           /* --detach: the command's stdout/stderr (log or /dev/null), else -1 */
+    net_helper nh;        /* --net slirp|pasta: the helper wiring the new network namespace up */
+    ns_join join;         /* --net/--ipc container:PID: the namespaces to join */
     cgroup cg;            /* --memory/--cpus/--pids-limit: the container's cgroup (version 0: none) */
 } run;
 
@@ -171,7 +175,7 @@ static int child_setup(run *r, int *status, oerr *e)
         r->idm.single_id = 1;
         r->use_cache = 0;
     }
-    if (r->o->net_none && net_loopback_up(e))
+    if (net_private(r->o) && net_loopback_up(e))
         return -1;
     if (mounts_private_tmpfs(r->rundir, e))
         return -1;
@@ -188,6 +192,14 @@ static int child_setup(run *r, int *status, oerr *e)
         return -1;
     if (child_stdio(r, e))
         return -1;
+    /* --net slirp|pasta: the command starts once the helper has configured tap0 and the port forwards */
+    if (r->o->net_helper) {
+        do
+            n = read(r->sync_rd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            return oerr_set(e, "the loader stopped before the network was up: see the message above");
+    }
     /* set-up done (pivoted, old root detached): tell the loader, which may now remove the run dir */
     if (write_all(r->exec_wr, "x", 1) < 0)
         return oerr_sys(e, errno, NULL, "the loader is gone");
@@ -254,7 +266,8 @@ static int unshare_child(run *r)
     close(r->ready_rd);
     r->ready_rd = -1;
     const char *how = "u";
-    int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (r->o->net_none ? CLONE_NEWNET : 0);
+    int others = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | (r->o->ipc_join_pid ? 0 : CLONE_NEWIPC) |
+                 (net_private(r->o) ? CLONE_NEWNET : 0);
     if (unshare(CLONE_NEWUSER | others) < 0) {
         int err = errno;
         /* A multi-threaded process (qemu-user always is) cannot unshare a user namespace. Real root can
@@ -329,14 +342,19 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
 {
     run r = {.o = o, .p = p, .img = img, .plan = plan, .hostname = hostname, .out_fd = -1};
     r.t.master = r.t.sock[0] = r.t.sock[1] = -1;
+    r.join.net_fd = r.join.ipc_fd = -1;
     int fds[2], notify_fd = -1;
     state st = {.fd = -1};
     if (o->overlay_persist && o->no_cache)
         return oerr_set(e, "--overlay-persist needs the rootfs cache: drop --no-cache");
     if (o->detach && o->tty)
         return oerr_set(e, "-t with --detach is not supported: drop -t");
-    if (o->name && state_open(&st, o->name, e))
+    if (net_helper_check(&r.nh, o, e) || ns_join_open(&r.join, o, e))
         return -1;
+    if (o->name && state_open(&st, o->name, e)) {
+        ns_join_close(&r.join);
+        return -1;
+    }
     if (o->detach) {
         if ((r.out_fd = state_output_fd(&st, o->name != NULL, e)) < 0 || (notify_fd = detach_begin(e)) < 0) {
             state_close(&st);
@@ -382,6 +400,8 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     if (cgroup_setup(&r.cg, &o->limits, r.rundir, e))
         goto out;
     ns_plan_maps(&r.idm);
+    if (ns_join_enter(&r.join, &r.idm, e))
+        goto out;
     r.cache.lockfd = -1;
     if (!o->no_cache) {
         oerr ce = {0};
@@ -396,8 +416,8 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
             warnmsg("%s; running without the rootfs cache", ce.msg);
     }
 
-    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD |
-                          (o->net_none ? CLONE_NEWNET : 0);
+    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | SIGCHLD |
+                          (o->ipc_join_pid ? 0 : CLONE_NEWIPC) | (net_private(o) ? CLONE_NEWNET : 0);
     int via_unshare = 0;
     pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid < 0 && errno == EINVAL) {
@@ -440,6 +460,14 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     /* The byte tells the child how ids are mapped: '1' single id, 'F' full range. */
     if (write_all(r.sync_wr, r.idm.single_id ? "1" : "F", 1) < 0) {
         oerr_sys(e, errno, NULL, "cannot start the container");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    /* the helper configures tap0 while the child builds its rootfs; a second byte releases the exec */
+    if (o->net_helper && (net_helper_start(&r.nh, o, pid, r.rundir, e) || write_all(r.sync_wr, "N", 1) < 0)) {
+        if (!e->msg[0])
+            oerr_sys(e, errno, NULL, "cannot start the container");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         goto out;
@@ -499,9 +527,12 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     }
     rc = wait_child(pid, e);
     dbg("container exited with status %d", rc);
+    net_helper_stop(&r.nh);
     if (o->name && g_started)
         state_write(&st, o->name, p->image, plan->argv.v, getpid(), pid, "exited", rc);
 out:
+    net_helper_stop(&r.nh);
+    ns_join_close(&r.join);
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (r.sync_rd >= 0)
         close(r.sync_rd);

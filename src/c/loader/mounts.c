@@ -252,7 +252,7 @@ static int resolver_files(int rootfd, const options *o, const char *hostname, oe
             dbg("%s: not copied (%s)", files[i], tmp.msg);
     }
     char *resolv = net_resolv_conf(o, host_text[0]);
-    char *hosts = (o->add_hosts.n || o->net_none || !host_text[1]) ? net_hosts(o, host_text[1], hostname) : NULL;
+    char *hosts = (o->add_hosts.n || net_isolated(o) || !host_text[1]) ? net_hosts(o, host_text[1], hostname) : NULL;
     int rc = 0;
     if (resolv || host_text[0])
         rc = write_root_file(rootfd, "etc/resolv.conf", resolv ? resolv : host_text[0], e);
@@ -328,7 +328,7 @@ static int setup_in_root(int rootfd, const options *o, const char *hostname, oer
         return -1;
     if (setup_dev(rootfd, e) || devices_mount(rootfd, &o->devices, e))
         return -1;
-    setup_sys(rootfd, o->net_none);
+    setup_sys(rootfd, net_private(o));
     fd = target_dir(rootfd, "tmp", e);
     if (fd < 0 || mount_at("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "/tmp", e))
         return -1;

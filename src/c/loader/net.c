@@ -1,5 +1,7 @@
-/* Network namespace and resolver files. --net none gives the container a new network namespace
- * (CLONE_NEWNET) with only `lo`, brought up here; --net host (default) shares the host's. */
+/* Network modes and resolver files. --net none gives the container a new network namespace (CLONE_NEWNET)
+ * with only `lo`, brought up here; --net slirp/pasta a new one that net_helper.c wires to the host through
+ * slirp4netns or pasta; --net container:PID joins another one (ns_join.c); --net host (default) shares the
+ * host's. */
 #define _GNU_SOURCE
 #include "net.h"
 
@@ -12,6 +14,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "net_ports.h"
+#include "ns_join.h"
 
 int net_check_ip(const char *s)
 {
@@ -29,6 +34,67 @@ int net_check_add_host(const char *spec, oerr *e)
     return 0;
 }
 
+int net_private(const options *o)
+{
+    return o->net_none || o->net_helper;
+}
+
+int net_isolated(const options *o)
+{
+    return net_private(o) || o->net_join_pid;
+}
+
+int net_add_publish(options *o, const char *flag, const char *spec, oerr *e)
+{
+    port_fwd f;
+    if (port_fwd_parse(spec, flag, &f, e))
+        return -1;
+    if (o->publish.n >= 64)
+        return oerr_set(e, "more than 64 port forwards: publish a range of ports from fewer containers");
+    strv_push(&o->publish, xstrdup(spec));
+    return 0;
+}
+
+int net_parse_flag(options *o, const char *val, oerr *e)
+{
+    o->net_set = 1;
+    o->net_none = o->net_helper = o->net_join_pid = 0;
+    if (strcmp(val, "none") == 0) {
+        o->net_none = 1;
+        return 0;
+    }
+    if (strcmp(val, "host") == 0)
+        return 0;
+    if (strncmp(val, "container:", 10) == 0)
+        return ns_join_parse("--net", val, &o->net_join_pid, e);
+    size_t n = strcspn(val, ":");
+    if ((n == 5 && strncmp(val, "slirp", 5) == 0) || (n == 5 && strncmp(val, "pasta", 5) == 0)) {
+        o->net_helper = val[0] == 's' ? NET_SLIRP : NET_PASTA;
+        if (!val[n])
+            return 0;
+        char *list = xstrdup(val + n + 1), *save = NULL;
+        char flag[16];
+        snprintf(flag, sizeof flag, "--net %.5s:", val);
+        int rc = *list ? 0 : oerr_set(e, "--net %s: no ports after ':': give HOST:CTR[,HOST:CTR...]", val);
+        for (char *spec = strtok_r(list, ",", &save); spec && rc == 0; spec = strtok_r(NULL, ",", &save))
+            rc = net_add_publish(o, flag, spec, e);
+        free(list);
+        return rc;
+    }
+    return oerr_set(e, "--net %s is not supported: use host, none, slirp[:HOST:CTR,...], pasta[:HOST:CTR,...] "
+                       "or container:PID", val);
+}
+
+int net_options_finish(options *o, oerr *e)
+{
+    if (o->publish.n && !o->net_set)
+        o->net_helper = NET_SLIRP; /* docker's -p: publishing implies a private network */
+    if (o->publish.n && !o->net_helper)
+        return oerr_set(e, "-p %s needs a private network wired to the host: use --net slirp or --net pasta "
+                           "(or drop -p)", o->publish.v[0]);
+    return 0;
+}
+
 static void append(char **buf, size_t *len, const char *s)
 {
     size_t n = strlen(s);
@@ -39,6 +105,15 @@ static void append(char **buf, size_t *len, const char *s)
 
 char *net_resolv_conf(const options *o, const char *host_text)
 {
+    /* slirp4netns serves DNS at 10.0.2.3; pasta is told to forward that address too (net_helper.c) */
+    static char *const helper_dns[] = {(char *)NET_HELPER_DNS, NULL};
+    options tmp;
+    if (o->net_helper && !o->dns.n) {
+        tmp = *o;
+        tmp.dns.v = (char **)helper_dns;
+        tmp.dns.n = 1;
+        o = &tmp;
+    }
     if (!o->dns.n && !o->dns_search.n)
         return NULL;
     char *out = xstrdup("");
@@ -79,7 +154,7 @@ char *net_hosts(const options *o, const char *host_text, const char *hostname)
 {
     char *out = xstrdup("");
     size_t len = 0;
-    if (host_text && !o->net_none) {
+    if (host_text && !net_isolated(o)) {
         append(&out, &len, host_text);
         if (len && out[len - 1] != '\n')
             append(&out, &len, "\n");

@@ -130,9 +130,84 @@ static int run_helper(const char *helper, pid_t pid, unsigned id, unsigned long 
     return 0;
 }
 
+/* Reads /proc/self/{uid,gid}_map ("inside outside count" lines; outside is relative to the parent namespace
+ * when read from inside) into the identity lines; first_out, range_out: outside start of the first line and
+ * of the line starting at inside id 1 (the subordinate range), *total: the number of ids. */
+static int joined_map(const char *file, char *lines, size_t sz, unsigned long *first_out,
+                      unsigned long *range_out, unsigned long long *total, int *n_lines, oerr *e)
+{
+    char *text;
+    if (read_small_file(AT_FDCWD, file, 1u << 16, &text, NULL, e))
+        return -1;
+    size_t len = 0;
+    lines[0] = 0;
+    *total = 0;
+    *n_lines = 0;
+    *first_out = *range_out = 0;
+    for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+        unsigned long in, out, cnt;
+        if (sscanf(l, "%lu %lu %lu", &in, &out, &cnt) != 3)
+            continue;
+        int n = snprintf(lines + len, sz - len, "%lu %lu %lu\n", in, in, cnt);
+        if (n < 0 || (size_t)n >= sz - len) {
+            free(text);
+            return oerr_set(e, "%s: too many lines to nest a user namespace in it", file);
+        }
+        len += (size_t)n;
+        if (*n_lines == 0)
+            *first_out = out;
+        if (in == 1)
+            *range_out = out;
+        *total += cnt;
+        (*n_lines)++;
+    }
+    free(text);
+    if (!*n_lines)
+        return oerr_set(e, "%s is empty: the joined container has no id map yet; try again", file);
+    return 0;
+}
+
+int ns_plan_joined(idmap_info *info, oerr *e)
+{
+    unsigned long ufirst, urange, gfirst, grange;
+    unsigned long long utotal, gtotal;
+    int un, gn;
+    if (joined_map("/proc/self/uid_map", info->uid_lines, sizeof info->uid_lines, &ufirst, &urange, &utotal, &un,
+                   e) ||
+        joined_map("/proc/self/gid_map", info->gid_lines, sizeof info->gid_lines, &gfirst, &grange, &gtotal, &gn, e))
+        return -1;
+    char *sg = NULL;
+    oerr tmp;
+    info->deny_setgroups = read_small_file(AT_FDCWD, "/proc/self/setgroups", 64, &sg, NULL, &tmp) == 0 &&
+                           strncmp(sg, "deny", 4) == 0;
+    free(sg);
+    info->joined = 1;
+    info->helpers = info->full_root = 0;
+    info->single_id = utotal == 1 || gtotal == 1;
+    /* the same cache mode strings as ns_plan_maps gives the map the joined container was started with */
+    if (info->single_id)
+        strcpy(info->mode, "s");
+    else if (un == 1 && ufirst == 0 && gfirst == 0)
+        strcpy(info->mode, "r0");
+    else if (urange && grange)
+        snprintf(info->mode, sizeof info->mode, "r%lu.%lu", urange, grange);
+    else
+        snprintf(info->mode, sizeof info->mode, "j%lu.%lu", ufirst, gfirst);
+    dbg("id map: nested 1:1 in the joined user namespace (%llu ids, cache mode %s)", utotal, info->mode);
+    return 0;
+}
+
 int ns_write_maps(pid_t pid, idmap_info *info, oerr *e)
 {
     char map[64];
+    if (info->joined) { /* full capabilities in the joined namespace: write the nested maps directly */
+        oerr tmp;
+        if (info->deny_setgroups && write_proc(pid, "setgroups", "deny", &tmp) < 0)
+            dbg("setgroups deny: %s", tmp.msg);
+        return write_proc(pid, "uid_map", info->uid_lines, e) || write_proc(pid, "gid_map", info->gid_lines, e)
+                   ? -1
+                   : 0;
+    }
     if (info->full_root) {
         if (write_proc(pid, "uid_map", "0 0 4294967295\n", e) || write_proc(pid, "gid_map", "0 0 4294967295\n", e))
             return -1;

@@ -13,6 +13,7 @@
 #include "secopt.h"
 #include "cgroup.h"
 #include "net.h"
+#include "ns_join.h"
 #include "ulimit.h"
 #include "volumes.h"
 
@@ -21,6 +22,7 @@ enum opt_id {
     O_CACHE_DIR, O_NO_CACHE, O_VOLUME, O_SECRET, O_TMPFS, O_READ_ONLY, O_OVERLAY_PERSIST, O_INIT, O_NET,
     O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_ULIMIT, O_CAP_DROP, O_CAP_ADD, O_NO_SECCOMP, O_TTY, O_INTERACTIVE,
     O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT, O_SECCOMP_PROFILE, O_SECURITY_OPT, O_DEVICE, O_VERIFY_KEY, O_MEMORY, O_CPUS, O_PIDS_LIMIT,
+    O_PUBLISH, O_IPC,
 };
 
 typedef struct opt_def {
@@ -47,7 +49,12 @@ static const opt_def OPTS[] = {
     {"read-only", 0, 0, O_READ_ONLY, NULL, "mount the container's root filesystem read-only"},
     {"overlay-persist", 0, 1, O_OVERLAY_PERSIST, "DIR", "keep the rootfs changes in DIR/upper across runs"},
     {"init", 0, 0, O_INIT, NULL, "run a tiny init as PID 1 that reaps zombies and forwards signals"},
-    {"net", 0, 1, O_NET, "host|none", "network: share the host's (default) or none (only loopback)"},
+    {"net", 0, 1, O_NET, "MODE", "network: host (default, the host's), none (only loopback), slirp[:PORTS] or "
+                                 "pasta[:PORTS] (own network via slirp4netns/pasta; PORTS like 8080:80,8443:443), "
+                                 "container:PID (join that container's)"},
+    {"publish", 'p', 1, O_PUBLISH, "[IP:]HOST:CTR[/udp]", "forward host port HOST to container port CTR "
+                                                          "(repeatable; implies --net slirp)"},
+    {"ipc", 0, 1, O_IPC, "container:PID", "join that container's IPC namespace (SysV IPC, message queues)"},
     {"dns", 0, 1, O_DNS, "IP", "nameserver for the container's /etc/resolv.conf (repeatable, up to 8)"},
     {"dns-search", 0, 1, O_DNS_SEARCH, "DOMAIN", "search domain for /etc/resolv.conf (repeatable, up to 8)"},
     {"add-host", 0, 1, O_ADD_HOST, "NAME:IP", "add a line to the container's /etc/hosts (repeatable, up to 32)"},
@@ -152,14 +159,9 @@ static int apply(options *o, const opt_def *d, char *val, oerr *e)
         o->overlay_persist = val;
         break;
     case O_INIT: o->init = 1; break;
-    case O_NET:
-        if (strcmp(val, "none") == 0)
-            o->net_none = 1;
-        else if (strcmp(val, "host") == 0)
-            o->net_none = 0;
-        else
-            return oerr_set(e, "--net %s is not supported by this loader: use --net host or --net none", val);
-        break;
+    case O_NET: return net_parse_flag(o, val, e);
+    case O_PUBLISH: return net_add_publish(o, "-p", val, e);
+    case O_IPC: return ns_join_parse("--ipc", val, &o->ipc_join_pid, e);
     case O_DNS:
         if (net_check_ip(val))
             return oerr_set(e, "--dns %s is not an IPv4 or IPv6 address: give an address like 1.1.1.1", val);
@@ -383,13 +385,13 @@ int options_parse(int argc, char **argv, options *o, oerr *e)
         return -1;
     o->args = argv + i;
     o->n_args = argc - i;
-    return 0;
+    return net_options_finish(o, e);
 }
 
 void options_free(options *o)
 {
     strv *all[] = {&o->env, &o->env_files, &o->volumes, &o->secrets, &o->tmpfs, &o->dns, &o->dns_search,
-                   &o->add_hosts, &o->ulimits, &o->cap_drop, &o->cap_add, &o->owned,
+                   &o->add_hosts, &o->ulimits, &o->cap_drop, &o->cap_add, &o->publish, &o->owned,
                    &o->security_opts, &o->devices};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         strv_free(all[k]);

@@ -4,6 +4,8 @@
 #include "cgroup.h"
 #include "util.h"
 
+enum { NET_SLIRP = 1, NET_PASTA = 2 };
+
 typedef struct options {
     int help, version, debug, no_cache;
     int has_entrypoint;
@@ -22,6 +24,10 @@ typedef struct options {
     char *overlay_persist; /* --overlay-persist DIR */
     int init;           /* --init */
     int net_none;       /* --net none (else host) */
+    int net_set;        /* --net was given (else -p implies --net slirp) */
+    int net_helper;     /* --net slirp|pasta: NET_SLIRP/NET_PASTA wire an own netns up (net_helper.c), else 0 */
+    int net_join_pid, ipc_join_pid; /* --net container:PID, --ipc container:PID (ns_join.c), else 0 */
+    strv publish;       /* port forwards [IP:]HOST:CTR[/tcp|/udp] from -p and --net slirp:/pasta: */
     strv dns, dns_search, add_hosts; /* --dns, --dns-search, --add-host */
     strv ulimits;       /* --ulimit TYPE=N[:M] */
     cg_limits limits;   /* --memory, --cpus, --pids-limit */

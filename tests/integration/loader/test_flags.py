@@ -188,7 +188,7 @@ def test_net_none_dns_hosts(runner):
     )
     assert "search corp.example.com\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n" in p.stdout
     assert p.stdout.endswith("10.0.0.5\tdb.internal\n10.1.2.3\tapi.local\n")
-    assert runner.run("--net", "slirp", "true").returncode == 125
+    assert runner.run("--net", "bogus", "true").returncode == 125
     assert runner.run("--dns", "not-an-ip", "true").returncode == 125
 
 

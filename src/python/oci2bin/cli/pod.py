@@ -1,12 +1,14 @@
 """`oci2bin pod run [--net shared] [--ipc shared] [--network-alias NAME]... BIN BIN...`: several binaries as one
 pod.
 
-`--net shared`: a pause process holds a fresh network namespace (loopback up; made with `unshare`, in a user
-namespace of its own when not root) and each binary is started inside it with `nsenter --net` (the loader's
-default `--net host` then shares the pause's namespace). Network aliases become `--add-host NAME:127.0.0.1`.
-`--ipc shared` needs a loader that can join an IPC namespace (`--ipc container:PID`); this is checked in each
-binary's `--help`. The binaries run in the foreground; SIGTERM/SIGINT/SIGHUP are forwarded to all; when one
-exits non-zero the others get SIGTERM; the exit status is the worst (highest) non-zero status seen.
+`--net shared` / `--ipc shared`: a pause process holds a fresh network and/or IPC namespace (loopback up; made
+with `unshare`, in a user namespace of its own mapping root to the caller, plus the caller's /etc/subuid range
+when `unshare --map-auto` can use it, when not root) and each binary joins it with the loader's
+`--net container:PID` / `--ipc container:PID` (the loader enters the pause's user namespace itself when it needs
+to). Loaders without `--net container:` (older binaries, seen in their `--help`) are started inside the pause's
+network namespace with `nsenter --net` instead; `--ipc shared` needs `--ipc container:`. Network aliases become
+`--add-host NAME:127.0.0.1`. The binaries run in the foreground; SIGTERM/SIGINT/SIGHUP are forwarded to all; when
+one exits non-zero the others get SIGTERM; the exit status is the worst (highest) non-zero status seen.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ def _loader_flags(binary: str) -> str:
     return r.stdout
 
 
-def _check(args) -> list[str]:
+def _can_join(help_text: str) -> bool:
+    return "container:PID" in help_text
+
+
+def _check(args) -> tuple[list[str], set[str]]:
+    """The binaries' paths, and those without `--net container:` (with any of them, --net shared uses `nsenter`
+    for all: one kind of pause process serves them all)."""
     if len(args.binaries) < 1:
         raise UserError("pod run needs at least one binary", "pass BIN [BIN...]")
     paths = []
@@ -88,51 +96,74 @@ def _check(args) -> list[str]:
             raise UserError(f"--network-alias {a!r} is not a valid host name", "use letters, digits, - and .")
     if args.network_alias and args.net != "shared":
         raise UserError("--network-alias needs --net shared", "add --net shared")
-    if args.ipc == "shared":
+    old = set()
+    if args.net == "shared" or args.ipc == "shared":
         for path in paths:
-            if "--ipc" not in _loader_flags(path):
+            help_text = _loader_flags(path)
+            if args.ipc == "shared" and "--ipc" not in help_text:
                 raise UserError(
                     f"{path}: its loader cannot join an IPC namespace (no --ipc container:PID)",
                     "rebuild it with a newer loader, or drop --ipc shared",
                 )
-    shared = args.net == "shared" or args.ipc == "shared"
-    if shared and (shutil.which("nsenter") is None or shutil.which("unshare") is None):
-        raise UserError("pod run needs nsenter and unshare", "install util-linux")
-    return paths
+            if args.net == "shared" and not _can_join(help_text):
+                old.add(path)
+        if shutil.which("unshare") is None or (old and shutil.which("nsenter") is None):
+            raise UserError(
+                "pod run needs " + ("nsenter and unshare" if old else "unshare"), "install util-linux"
+            )
+    return paths, old
 
 
-def _start_pause(net: bool, ipc: bool) -> subprocess.Popen:
-    cmd = ["unshare"]
-    if os.geteuid() != 0:
-        cmd += ["--user", "--map-current-user", "--keep-caps"]
-    if net:
-        cmd.append("--net")
-    if ipc:
-        cmd.append("--ipc")
-    cmd += ["--", sys.executable, "-c", PAUSE]
-    try:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    except OSError as e:
-        raise UserError(f"cannot start the pod's pause process: {e.strerror}", "install util-linux") from None
-    line = p.stdout.readline() if p.stdout else b""
-    if line.strip() != b"ready":
+def _pause_variants(legacy: bool) -> list[list[str]]:
+    """`unshare` user-namespace options to try, best first. Root needs none. A loader joining the pause's
+    namespaces nests its container's user namespace in the pause's, mapped 1:1: map root to the caller, and the
+    caller's subordinate range too when possible (the containers then keep the image's file owners).
+    `nsenter`-started (legacy) loaders map ids themselves from inside: the caller's own id only."""
+    if os.geteuid() == 0:
+        return [[]]
+    if legacy:
+        return [["--user", "--map-current-user", "--keep-caps"]]
+    return [["--user", "--map-root-user", "--map-auto"], ["--user", "--map-root-user"]]
+
+
+def _start_pause(net: bool, ipc: bool, legacy: bool) -> subprocess.Popen:
+    err: list[str] = []
+    for users in _pause_variants(legacy):
+        cmd = ["unshare", *users]
+        if net:
+            cmd.append("--net")
+        if ipc:
+            cmd.append("--ipc")
+        cmd += ["--", sys.executable, "-c", PAUSE]
+        try:
+            p = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            )
+        except OSError as e:
+            raise UserError(
+                f"cannot start the pod's pause process: {e.strerror}", "install util-linux"
+            ) from None
+        line = p.stdout.readline() if p.stdout else b""
+        if line.strip() == b"ready":
+            return p
         p.kill()
         err = (p.communicate()[1] or b"").decode(errors="replace").strip().splitlines()
-        raise UserError(
-            f"cannot create the pod's namespaces: {err[-1] if err else 'the pause process failed'}",
-            "unprivileged users need user namespaces enabled (kernel.unprivileged_userns_clone)",
-        )
-    return p
+    raise UserError(
+        f"cannot create the pod's namespaces: {err[-1] if err else 'the pause process failed'}",
+        "unprivileged users need user namespaces enabled (kernel.unprivileged_userns_clone)",
+    )
 
 
-def _command(path: str, args, pause: int | None) -> list[str]:
+def _command(path: str, args, pause: int | None, legacy: bool) -> list[str]:
     cmd = []
-    if pause is not None and args.net == "shared":
+    if pause is not None and args.net == "shared" and legacy:
         cmd = ["nsenter", f"--target={pause}", "--net"]
         if os.geteuid() != 0:
             cmd += ["--user", "--preserve-credentials"]
         cmd.append("--")
     cmd.append(path)
+    if pause is not None and args.net == "shared" and not legacy:
+        cmd += ["--net", f"container:{pause}"]
     for a in args.network_alias:
         cmd += ["--add-host", f"{a}:127.0.0.1"]
     if args.ipc == "shared" and pause is not None:
@@ -149,10 +180,10 @@ def run(argv: list[str]) -> int:
             "unknown pod command" + (f" {argv[0]!r}" if argv else ""), "use: oci2bin pod run BIN..."
         )
     args = parser().parse_args(argv[1:])
-    paths = _check(args)
+    paths, legacy = _check(args)
     pause = None
     if args.net == "shared" or args.ipc == "shared":
-        pause = _start_pause(args.net == "shared", args.ipc == "shared")
+        pause = _start_pause(args.net == "shared", args.ipc == "shared", bool(legacy))
     children: list[subprocess.Popen] = []
     stopping = False
     kill_at: float | None = None
@@ -175,7 +206,8 @@ def run(argv: list[str]) -> int:
     try:
         for path in paths:
             try:
-                children.append(subprocess.Popen(_command(path, args, pause.pid if pause else None)))
+                cmd = _command(path, args, pause.pid if pause else None, bool(legacy))
+                children.append(subprocess.Popen(cmd))
             except OSError as e:
                 raise UserError(f"cannot start {path}: {e.strerror}", "check the binary") from None
         running = set(range(len(children)))
