@@ -9,7 +9,10 @@ and after a SIGKILL of the loader the next start removes them (their paths are r
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -248,3 +251,177 @@ def test_unprivileged_without_writable_cgroup_is_a_clear_error(tester_runner):
         assert "Permission denied" in line and "root" in line and "Delegate=yes" in line, line
     assert _ours() == before
     assert tester_runner.tmp_left() == []
+
+
+# ---- pure cgroup v2 in a microVM ----
+# This machine's cgroup v2 holds no controllers (they are bound to v1, and a cgroup2 mount in another mount namespace
+# is the same hierarchy), so the v2 path runs in a qemu microVM: Debian's cloud kernel (pure cgroup v2 with memory,
+# cpu and pids) and an initramfs with busybox, the polyglot and a script. TCG, not KVM: /dev/kvm here is PVM, which
+# does not boot stock kernels (docs/testing.md). Root runs in the root cgroup; uid 1000 runs in a subtree chowned to
+# it, as systemd delegation does (user@UID.service).
+
+VM_INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
+mount -t cgroup2 none /sys/fs/cgroup
+C=/sys/fs/cgroup B=/bb.bin
+r() { echo "RESULT $*"; }
+waitsleep() { for i in $(seq 300); do P=$(pidof sleep) && break; sleep 0.1; done; }
+cgof() { sed -n 's/^0:://p' /proc/$1/cgroup; }
+r controllers $(cat $C/cgroup.controllers)
+mkdir -p /tmp/root /tmp/cache /tmp/u /tmp/ucache; chown 1000:1000 /tmp/u /tmp/ucache
+export TMPDIR=/tmp/root OCI2BIN_CACHE_DIR=/tmp/cache
+# root, in the root cgroup (exempt from "no internal processes")
+$B sh -c 'head -c 40m /dev/zero | tail >/dev/null'; r root_nolimit $?
+$B --memory 16m sh -c 'head -c 40m /dev/zero | tail >/dev/null'; r root_oom $?
+$B --pids-limit 5 sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait' 2>/tmp/err; r root_pids $? $(grep -c "can't fork" /tmp/err)
+$B --cpus 0.5 --memory 64m --pids-limit 50 sleep 4711 & L=$!
+waitsleep; G=$C$(cgof $P)
+r root_cg $G
+r root_cpu_max $(cat $G/cpu.max)
+r root_memory_max $(cat $G/memory.max)
+r root_swap_max $(cat $G/memory.swap.max)
+r root_pids_max $(cat $G/pids.max)
+r root_loader_cg $(cgof $L)
+kill -9 $L; wait $L
+for i in $(seq 100); do pidof sleep >/dev/null || break; sleep 0.1; done
+r root_killed $([ -d $G ] && echo kept || echo gone) $(ls /tmp/root | wc -l)
+$B true; r root_next $? $([ -d $G ] && echo kept || echo gone) $(ls /tmp/root | wc -l)
+# uid 1000 in a delegated subtree (owned by it, controllers enabled above it)
+mkdir $C/deleg && echo "+memory +cpu +pids" > $C/deleg/cgroup.subtree_control && mkdir $C/deleg/s1 $C/deleg/s2
+chown -R 1000:1000 $C/deleg
+$B true 2>/dev/null
+/user_run.sh $C/deleg/s1 --memory 16m sh -c 'head -c 40m /dev/zero | tail >/dev/null' 2>/tmp/err
+r user_oom $? $(cat /tmp/err)
+r user_s1_after $(ls $C/deleg/s1 | grep oci2bin- | sed 's/oci2bin-[0-9a-f]*/X/') rundirs=$(ls /tmp/u | wc -l)
+sleep 300 & S=$!; echo $S > $C/deleg/s2/cgroup.procs
+/user_run.sh $C/deleg/s2 --memory 16m true 2>/tmp/err; r user_busy $? $(cat /tmp/err)
+kill $S
+r user_s1_swept $(ls $C/deleg/s1 | grep -c oci2bin-) rundirs=$(ls /tmp/u | wc -l)
+/user_run.sh $C --pids-limit 5 true 2>/tmp/err; r user_root_cg $? $(cat /tmp/err)
+r left $(find $C -name 'oci2bin-*' | wc -l) $(ls /tmp/u /tmp/root | grep -c oci2bin-run)
+r done
+poweroff -f
+"""
+
+USER_RUN = """#!/bin/busybox sh
+# moves itself into the cgroup $1, becomes uid 1000 (busybox su: same process) and runs the loader with the rest
+cg=$1; shift
+echo $$ > $cg/cgroup.procs || exit 99
+exec su -s /bin/sh -- u /user_exec.sh "$@"
+"""
+
+USER_EXEC = """#!/bin/busybox sh
+export TMPDIR=/tmp/u OCI2BIN_CACHE_DIR=/tmp/ucache HOME=/tmp/u
+exec /bb.bin "$@"
+"""
+
+
+def _kernel() -> Path:
+    """$OCI2BIN_TEST_KERNEL, else Debian's cloud kernel (cached in ~/.cache/oci2bin-rig/kernel, fetched with apt)."""
+    if os.environ.get("OCI2BIN_TEST_KERNEL"):
+        return Path(os.environ["OCI2BIN_TEST_KERNEL"])
+    cache = Path.home() / ".cache" / "oci2bin-rig" / "kernel"
+    found = sorted(cache.glob("vmlinuz-*"))
+    if found:
+        return found[-1]
+    dep = subprocess.run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True, text=True)
+    pkgs = [
+        ln.split(":", 1)[1].strip() for ln in dep.stdout.splitlines() if ln.strip().startswith("Depends:")
+    ]
+    if dep.returncode or not pkgs:
+        pytest.fail(
+            f"no linux-image-cloud-amd64 in apt: set OCI2BIN_TEST_KERNEL to a kernel image\n{dep.stderr}"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as d:
+        got = subprocess.run(["apt-get", "download", pkgs[0]], cwd=d, capture_output=True, text=True)
+        debs = list(Path(d).glob("*.deb"))
+        if got.returncode or not debs:
+            pytest.fail(f"apt-get download {pkgs[0]} failed: set OCI2BIN_TEST_KERNEL\n{got.stderr}")
+        tar = subprocess.run(
+            f"dpkg-deb --fsys-tarfile {debs[0]} | tar -x -C {d} --wildcards './boot/vmlinuz-*'", shell=True
+        )
+        kernels = list(Path(d, "boot").glob("vmlinuz-*"))
+        assert tar.returncode == 0 and kernels, "no vmlinuz in the kernel package"
+        os.replace(kernels[0], cache / kernels[0].name)
+    return cache / kernels[0].name
+
+
+@pytest.fixture(scope="module")
+def v2_vm(busybox, workdir) -> dict[str, list[str]]:
+    """Boots the microVM once; {name: words} of its RESULT lines."""
+    qemu = shutil.which("qemu-system-x86_64")
+    assert qemu, "qemu-system-x86_64 missing: run tests/rig/install-deps.sh"
+    kernel = _kernel()
+    root = workdir / "v2-initramfs"
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", root / "bin" / "busybox")
+    shutil.copy(busybox, root / "bb.bin")
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/tmp/u:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nu:x:1000:\n")
+    for name, text in (("init", VM_INIT), ("user_run.sh", USER_RUN), ("user_exec.sh", USER_EXEC)):
+        (root / name).write_text(text)
+        (root / name).chmod(0o755)
+    initrd = workdir / "v2-initrd.cpio"
+    with open(initrd, "wb") as out:
+        files = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
+        subprocess.run(["busybox", "cpio", "-o", "-H", "newc"], cwd=root, input=files, stdout=out, check=True)
+    shutil.rmtree(root)
+    cmd = [qemu, "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "2", "-nographic"]
+    cmd += ["-no-reboot", "-kernel", str(kernel), "-initrd", str(initrd)]
+    cmd += ["-append", "console=ttyS0 tsc_early_khz=2000000 loglevel=1 panic=-1"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    initrd.unlink()
+    res = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            words = line.split()[1:]
+            res[words[0]] = words[1:]
+    assert (
+        "done" in res
+    ), f"the VM did not finish its script (exit {p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr}"
+    return res
+
+
+def test_v2_root_limits_take_effect(v2_vm):
+    assert {"memory", "cpu", "pids"} <= set(v2_vm["controllers"])
+    assert v2_vm["root_nolimit"] == ["0"]
+    assert v2_vm["root_oom"] == ["137"]
+    assert v2_vm["root_pids"][0] != "0" and int(v2_vm["root_pids"][1]) >= 1  # "can't fork"
+
+
+def test_v2_root_limits_written(v2_vm):
+    (cg,) = v2_vm["root_cg"]
+    assert cg.startswith("/sys/fs/cgroup/oci2bin-")
+    assert v2_vm["root_cpu_max"] == ["50000", "100000"]
+    assert v2_vm["root_memory_max"] == [str(64 << 20)]
+    assert v2_vm["root_swap_max"] == ["0"]
+    assert v2_vm["root_pids_max"] == ["50"]
+    assert v2_vm["root_loader_cg"] == ["/"]  # the loader stays where it was
+
+
+def test_v2_sigkill_then_next_start_removes(v2_vm):
+    assert v2_vm["root_killed"] == ["kept", "1"]  # the cgroup and the run dir holding its record
+    assert v2_vm["root_next"] == ["0", "gone", "0"]
+
+
+def test_v2_delegated_user(v2_vm):
+    """uid 1000 alone in its delegated cgroup: the loader moves itself into a leaf (no internal processes), the
+    container's cgroup is a sibling; the leaf stays until the loader is gone, the next start removes it."""
+    assert v2_vm["user_oom"][0] == "137", " ".join(v2_vm["user_oom"])
+    assert v2_vm["user_s1_after"] == ["X-loader", "rundirs=1"]
+    busy = " ".join(v2_vm["user_busy"])
+    assert busy.startswith(
+        "125 oci2bin: --memory cannot be enforced: cgroup /sys/fs/cgroup/deleg/s2 holds other"
+    )
+    assert "systemd-run --user --scope -p Delegate=yes" in busy
+    assert v2_vm["user_s1_swept"] == ["0", "rundirs=0"]
+    denied = " ".join(v2_vm["user_root_cg"])
+    assert denied.startswith(
+        "125 oci2bin: --pids-limit cannot be enforced: cannot create a cgroup in /sys/fs/cgroup"
+    )
+    assert "Permission denied" in denied
+    assert v2_vm["left"] == ["0", "0"]
