@@ -400,17 +400,22 @@ int net_helper_start(net_helper *h, const options *o, pid_t target, const char *
 void net_helper_stop(net_helper *h)
 {
     if (h->pid > 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         kill(h->pid, SIGTERM);
         int st;
-        for (int waited = 0; waitpid(h->pid, &st, WNOHANG) == 0; waited += 10) {
+        for (int waited = 0; waitpid(h->pid, &st, WNOHANG) == 0; waited++) {
             if (waited >= 2000) {
                 kill(h->pid, SIGKILL);
                 waitpid(h->pid, &st, 0);
                 break;
             }
-            struct timespec ts = {0, 10 * 1000 * 1000};
+            struct timespec ts = {0, 1000 * 1000};
             nanosleep(&ts, NULL);
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        dbg("%s stopped in %.1f ms", h->path,
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
         h->pid = 0;
     }
     if (h->exit_wr >= 0)
