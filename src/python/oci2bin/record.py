@@ -58,6 +58,9 @@ class Record:
         shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in (self._shown or self._fields))
         return f"{type(self).__name__}({shown})"
 
+    def __reduce__(self) -> tuple:  # pickle and copy: rebuilt through __init__ (slots, no __setattr__)
+        return (type(self), tuple(getattr(self, n) for n in self._fields))
+
     def replace(self, **changes) -> Record:
         """A copy with some fields changed (dataclasses.replace)."""
         values = {n: getattr(self, n) for n in self._fields}

@@ -98,6 +98,12 @@ def test_records_are_values():
     assert im == Image(cfg, (b,)) and im.source_name == "x:1"
     assert im.replace(source_name="y").config == im.config
     assert im.replace(layers=()).manifest_bytes is None
+    import copy
+    import pickle
+
+    p = Platform("linux", "arm64", "v8")
+    assert pickle.loads(pickle.dumps(p)) == p and copy.copy(p) == p
+    assert copy.copy(im) == im and copy.copy(im).platform == im.platform
 
 
 def test_small_digests_without_hashlib():
