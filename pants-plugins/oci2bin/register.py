@@ -12,7 +12,7 @@ from oci2bin.target_types import (
     PypiSdistFilesTarget,
     StaticCBinaryTarget,
 )
-from oci2bin.util_rules import core_process, image_sources, pypi_sdist, zig_compile
+from oci2bin.util_rules import core_process, image_sources, packaged_resources, pypi_sdist, zig_compile
 
 
 def target_types():
@@ -25,6 +25,7 @@ def target_types():
         OciBinaryTarget,
         OciVmBinaryTarget,
         PypiSdistFilesTarget,
+        packaged_resources.PackagedResourcesTarget,
     ]
 
 
@@ -38,4 +39,5 @@ def rules():
         *package_static_c_binary.rules(),
         *package_oci_image.rules(),
         *package_oci_binary.rules(),
+        *packaged_resources.rules(),
     ]
