@@ -1,6 +1,6 @@
 #!/bin/bash
 # Install everything the test rig and the test suite need on a Debian 12 machine (root), create the unprivileged
-# user `tester`, and write podman configs that work on these VMs. Idempotent; CI calls it.
+# users `tester` and `tester-nosubid` (no subuid range), and write podman configs that work on these VMs. Idempotent; CI calls it.
 #   usage: tests/rig/install-deps.sh [--no-apt] [--list]
 #     --list    print the Debian packages and exit
 #     --no-apt  only (re)create the user and the podman configs
@@ -39,6 +39,11 @@ fi
 # subordinate ids for rootless podman / newuidmap (useradd adds them on Debian 12; make sure)
 grep -q "^$TESTER:" /etc/subuid || usermod --add-subuids 100000-165535 "$TESTER"
 grep -q "^$TESTER:" /etc/subgid || usermod --add-subgids 100000-165535 "$TESTER"
+# a second unprivileged user WITHOUT subordinate ids: the loader's single-id map and rootfs patching
+# (tests/integration/loader/test_single_id.py); useradd may add ranges, so they are removed
+NOSUBID=${OCI2BIN_TEST_NOSUBID_USER:-tester-nosubid}
+id "$NOSUBID" >/dev/null 2>&1 || useradd -m -s /bin/bash "$NOSUBID"
+sed -i "/^$NOSUBID:/d" /etc/subuid /etc/subgid
 
 install -d -m 755 "$D"
 cat > "$D/containers.conf" <<CONF
