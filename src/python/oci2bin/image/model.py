@@ -431,13 +431,30 @@ class WindowCopier:
         return copy_range(src_fd, src_off, out_fd, count)
 
 
-def _hash_range(fd: int, start: int, end: int, h, view: memoryview) -> None:
+def _hash_range(fd: int, start: int, end: int, h) -> None:
+    """Hash bytes [start, end) of fd (the output, in the page cache): mapped HASH_CHUNK at a time, so the
+    hash reads the cached pages themselves (a preadv copy into a buffer costs ~25 ms more system time per
+    139 MB); preadv into one buffer where fd cannot be mapped."""
+    import mmap
+
     pos = start
     while pos < end:
-        n = os.preadv(fd, [view[: min(len(view), end - pos)]], pos)
+        base = pos - pos % mmap.ALLOCATIONGRANULARITY
+        length = min(end, pos + HASH_CHUNK) - base
+        try:
+            m = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=base)
+        except (OSError, ValueError):
+            break
+        with m, memoryview(m) as view:
+            h.update(view[pos - base :])
+        pos = base + length
+    buf = None
+    while pos < end:
+        buf = buf or memoryview(bytearray(HASH_CHUNK))
+        n = os.preadv(fd, [buf[: min(len(buf), end - pos)]], pos)
         if n <= 0:
             raise OSError(f"short read of the output at {pos}")
-        h.update(view[:n])
+        h.update(buf[:n])
         pos += n
 
 
@@ -454,7 +471,8 @@ def copy_verified(
 
     The digest is computed from out_fd (what was written, not a second read of the source: no window for the
     source to change between check and use), by a thread that follows the copy chunk by chunk; hashlib and
-    preadv release the GIL, so hashing overlaps the kernel copy. Memory: one HASH_CHUNK buffer.
+    reading the output's pages release the GIL, so hashing overlaps the kernel copy. Memory: one HASH_CHUNK
+    mapping.
     A window that the verified-blob memo (oci2bin.state.cache) knows, and that did not change during the
     copy, is not hashed again."""
     from oci2bin.state import cache
@@ -475,7 +493,7 @@ def copy_verified(
             if copied == size and cache.file_identity(os.fstat(src_fd)) == cache.file_identity(st):
                 return  # no hash object either: hashlib (OpenSSL) is not even imported
             h = hashing.new(algo, size)
-            _hash_range(out_fd, start, start + copied, h, memoryview(bytearray(HASH_CHUNK)))
+            _hash_range(out_fd, start, start + copied, h)
         else:
             import queue
             import threading
@@ -487,10 +505,9 @@ def copy_verified(
 
             def hasher() -> None:
                 try:
-                    view = memoryview(bytearray(HASH_CHUNK))
                     pos = start
                     while (end := todo.get()) is not None:
-                        _hash_range(out_fd, pos, end, h, view)
+                        _hash_range(out_fd, pos, end, h)
                         pos = end
                 except BaseException as e:  # reported by the copying thread
                     failed.append(e)

@@ -430,6 +430,23 @@ def test_without_kernel_copy(tmp_path, loader_bytes, bb_image, monkeypatch):
     assert model._splice is False and model._kernel_copy is False
 
 
+def test_hash_without_mmap(tmp_path, loader_bytes, images, monkeypatch):
+    """An output that cannot be mapped is hashed through preadv: same bytes, corruption still caught."""
+    import mmap
+
+    monkeypatch.setenv("OCI2BIN_VERIFY", "always")
+    lay = str(tmp_path / "oci")
+    shutil.copytree(images.bb_oci, lay)
+    write_polyglot(str(tmp_path / "a"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    monkeypatch.setattr(mmap, "mmap", _unsupported)
+    write_polyglot(str(tmp_path / "b"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    im = layout.read_layout(layout.DirTree(lay))
+    _corrupt_in_place(os.path.join(lay, "blobs/sha256", im.layers[0].digest[7:]))
+    with pytest.raises(UserError, match="digest mismatch"):
+        write_polyglot(str(tmp_path / "c"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+
+
 def test_splice_fallbacks(tmp_path, loader_bytes, bb_image, monkeypatch):
     """splice refused by the source (copy_file_range instead) or by the output (what the pipe holds is moved
     by read/write): same bytes, and the splice path really copied before it was refused."""
