@@ -106,6 +106,12 @@ void state_write(state *s, const char *name, const char *image, char *const *arg
     json_str(f, name);
     fprintf(f, ", \"pid\": %d, \"container_pid\": %d, \"image\": ", (int)pid, (int)ctr_pid);
     json_str(f, image ? image : "");
+    /* the binary that runs the container: `oci2bin ps` shows it after the exit too (/proc/PID/exe is gone then) */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    fputs(", \"binary\": ", f);
+    json_str(f, exe);
     fputs(", \"command\": [", f);
     for (int i = 0; argv && argv[i]; i++) {
         if (i)

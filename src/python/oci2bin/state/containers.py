@@ -1,6 +1,7 @@
 """Named containers: the loader's state files (docs/loader.md, `--name`), read by `ps`, `stop`, `logs`, `exec`.
 
-``<dir>/NAME.json`` = ``{name, pid, container_pid, image, command, started, log, status, exit_code}`` where
+``<dir>/NAME.json`` = ``{name, pid, container_pid, image, binary, command, started, log, status, exit_code}``
+(``binary``: the path of the binary that ran it, from the loader's /proc/self/exe) where
 ``<dir>`` is ``$XDG_CACHE_HOME/oci2bin/containers`` (or ``~/.cache/oci2bin/containers``). ``pid`` is the
 detached loader (SIGTERM it to stop the container), ``container_pid`` the container's PID 1 on the host. The
 loader holds ``flock(LOCK_EX)`` on the file while the container runs.
@@ -46,6 +47,7 @@ class Container:
     pid: int
     container_pid: int
     image: str
+    binary_path: str  # as recorded by the loader ("" from loaders that did not record it)
     command: list[str]
     started: int
     log: str
@@ -55,12 +57,16 @@ class Container:
 
     @property
     def binary(self) -> str:
-        """The binary that runs the container: /proc/PID/exe while it runs, else the image name."""
+        """The binary that runs (ran) the container, by file name: /proc/PID/exe while it runs, else the path the
+        loader recorded (else the image name, for state files without one)."""
+        path = self.binary_path
         if self.running:
             try:
-                return os.path.basename(os.readlink(f"/proc/{self.pid}/exe")).removesuffix(" (deleted)")
+                path = os.readlink(f"/proc/{self.pid}/exe")
             except OSError:
                 pass
+        if path:
+            return os.path.basename(path.removesuffix(" (deleted)"))
         return self.image or "-"
 
     @property
@@ -74,6 +80,7 @@ class Container:
             "container_pid": self.container_pid,
             "status": self.status_text,
             "binary": self.binary,
+            "binary_path": self.binary_path,
             "image": self.image,
             "command": self.command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
@@ -144,6 +151,7 @@ def load(path: str) -> Container | None:
         pid=pid,
         container_pid=int(raw.get("container_pid") or 0),
         image=str(raw.get("image") or ""),
+        binary_path=str(raw.get("binary") or ""),
         command=[str(c) for c in raw.get("command") or []],
         started=started,
         log=str(raw.get("log") or os.path.join(os.path.dirname(path), name + ".log")),

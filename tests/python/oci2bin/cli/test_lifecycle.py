@@ -103,6 +103,10 @@ def test_ps_logs_exec_stop(cli, bb):
     info = {c["name"]: c for c in json.loads(cli("ps", "--json", check=True).stdout)}
     assert info["web"]["status"] == "running" and info["web"]["pid"] == pid
     assert info["done"]["status"] == "stopped" and info["done"]["exit_code"] == 3
+    # after the exit the binary still shows (recorded by the loader), not the image name
+    assert info["done"]["binary"] == "bb" and info["done"]["binary_path"] == os.path.realpath(bb)
+    done_row = next(ln.split() for ln in cli("ps", check=True).stdout.splitlines() if ln.startswith("done "))
+    assert done_row[2:4] == ["stopped", "bb"], done_row
     assert info["web"]["command"][-3:] == ["sh", "-c", LOOP]
 
     assert _wait_for(lambda: cli("logs", "web").stdout == "started\n")
