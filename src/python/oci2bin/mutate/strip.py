@@ -40,11 +40,14 @@ AUTO_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 PY_STDLIB = re.compile(r"^usr/(local/)?lib/(python3\.\d+)/os\.py$")
+# SPEC: usr/lib/python3.X/{test,tests,unittest,turtledemo,...}/ (the stdlib's test suites and demos; this drops the
+# unittest package itself, as SPEC lists it)
 PY_STDLIB_DIRS = (
     "test/",
-    "idlelib/idle_test/",
+    "tests/",
+    "unittest/",
     "turtledemo/",
-    "unittest/test/",
+    "idlelib/idle_test/",
     "lib2to3/tests/",
     "tkinter/test/",
 )

@@ -206,6 +206,33 @@ def test_strip_auto_detects_dpkg(bb):
     assert "var/cache/apt/" in detect(bb)
 
 
+def test_strip_auto_python_stdlib_dirs(tmp_path):
+    """SPEC: usr/lib/python3.X/{test,tests,unittest,turtledemo,...}/ go; the rest of the stdlib stays."""
+    lib = "usr/lib/python3.11/"
+    keep = ["os.py", "json/__init__.py", "unittest.py.bak", "testing/x.py", "idlelib/idle.py"]
+    drop = [
+        "test/test_os.py",
+        "tests/x.py",
+        "unittest/__init__.py",
+        "unittest/test/test_case.py",
+        "turtledemo/clock.py",
+        "idlelib/idle_test/test_x.py",
+        "lib2to3/tests/data/x.py",
+        "tkinter/test/x.py",
+    ]
+    blob = bytes_blob(tar_bytes([(lib + n, "file", n + "\n", 0o644) for n in keep + drop]), MT_OCI_LAYER)
+    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [blob.digest]}}
+    im = Image(json.dumps(cfg).encode(), (blob,))
+    found = detect(im)
+    for d in ("test/", "tests/", "unittest/", "turtledemo/"):
+        assert lib + d in found
+    fs = fs_of(strip(im, [], str(tmp_path), auto=True))
+    assert set(fs) == {lib + n for n in keep}
+    # no os.py, no stdlib: nothing Python-specific is detected
+    bare = bytes_blob(tar_bytes([(lib + "test/x.py", "file", "x\n", 0o644)]), MT_OCI_LAYER)
+    assert not [p for p in detect(Image(json.dumps(cfg).encode(), (bare,))) if "python" in p]
+
+
 def test_strip_keeps_needed_hardlink_target(tmp_path):
     l1 = tar_bytes(
         [
