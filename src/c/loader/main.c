@@ -12,6 +12,8 @@
 #include "payload.h"
 #include "util.h"
 #include "verify.h"
+#include "vm.h"
+#include "vm_init.h"
 
 #define LOADER_VERSION "0.1.0"
 
@@ -31,6 +33,9 @@ int main(int argc, char **argv)
     int status = EXIT_SETUP;
     const char *prog = argc > 0 ? base_name(argv[0]) : "oci2bin";
     const char *dbgenv = getenv("OCI2BIN_DEBUG");
+
+    if (vm_init_wanted()) /* this is the --vm guest's PID 1 (the kernel ran us from the initramfs) */
+        vm_init_main();
 
     if (options_parse(argc, argv, &o, &e))
         goto fail;
@@ -64,7 +69,10 @@ int main(int argc, char **argv)
     const char *hn = o.hostname ? o.hostname : hostname;
     if (exec_plan_build(&img, &o, hn, &plan, &e))
         goto fail;
-    status = container_run(&o, &p, &img, &plan, hn, &e);
+    if (vm_wanted(&o, &p, prog))
+        status = vm_run(&o, &p, &img, &plan, hn, &e);
+    else
+        status = container_run(&o, &p, &img, &plan, hn, &e);
     if (status < 0)
         goto fail;
     goto out;

@@ -22,6 +22,7 @@ enum opt_id {
     O_CACHE_DIR, O_NO_CACHE, O_VOLUME, O_SECRET, O_TMPFS, O_READ_ONLY, O_OVERLAY_PERSIST, O_INIT, O_NET,
     O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_ULIMIT, O_CAP_DROP, O_CAP_ADD, O_NO_SECCOMP, O_TTY, O_INTERACTIVE,
     O_DETACH, O_NAME, O_CONFIG, O_SSH_AGENT, O_SECCOMP_PROFILE, O_SECURITY_OPT, O_DEVICE, O_VERIFY_KEY, O_MEMORY, O_CPUS, O_PIDS_LIMIT,
+    O_VM, O_VMM, O_KERNEL, O_VM_ACCEL,
     O_PUBLISH, O_IPC,
 };
 
@@ -75,6 +76,13 @@ static const opt_def OPTS[] = {
                                                   "(default: same path) (repeatable)"},
     {"verify-key", 0, 1, O_VERIFY_KEY, "PUB.pem", "check the file's ECDSA P-256 signature with this public key "
                                                   "before anything runs; refuse to run if it fails"},
+    {"vm", 0, 0, O_VM, NULL, "run the image in a microVM (qemu) instead of namespaces; also when the file is "
+                              "marked VM or named oci2vm*"},
+    {"vmm", 0, 1, O_VMM, "NAME|PATH", "VMM for --vm: qemu (default: qemu-system-ARCH on $PATH) or its path"},
+    {"vm-accel", 0, 1, O_VM_ACCEL, "kvm|tcg|auto", "--vm accelerator: kvm (default; needs /dev/kvm), tcg "
+                                                   "(software, slow) or auto (kvm if usable, else tcg)"},
+    {"kernel", 0, 1, O_KERNEL, "PATH", "--vm guest kernel (bzImage/vmlinuz) instead of the embedded one "
+                                       "(also $OCI2BIN_VM_KERNEL)"},
     {"tty", 't', 0, O_TTY, NULL, "allocate a pseudo-terminal for the command"},
     {"interactive", 'i', 0, O_INTERACTIVE, NULL, "keep stdin attached (without it stdin is /dev/null)"},
     {"detach", 'd', 0, O_DETACH, NULL, "run in the background: print the PID to stop it with, and exit"},
@@ -220,6 +228,22 @@ static int apply(options *o, const opt_def *d, char *val, oerr *e)
         if (!val[0])
             return oerr_set(e, "--verify-key needs a file: give the PEM public key");
         o->verify_key = val;
+        break;
+    case O_VM: o->vm = 1; break;
+    case O_VMM:
+        if (!val[0])
+            return oerr_set(e, "--vmm needs a name or path: give --vmm qemu or --vmm /path/to/qemu-system-x86_64");
+        o->vmm = val;
+        break;
+    case O_VM_ACCEL:
+        if (strcmp(val, "kvm") != 0 && strcmp(val, "tcg") != 0 && strcmp(val, "auto") != 0)
+            return oerr_set(e, "--vm-accel %s is not known: use kvm, tcg or auto", val);
+        o->vm_accel = val;
+        break;
+    case O_KERNEL:
+        if (!val[0])
+            return oerr_set(e, "--kernel needs a file: give the path of a kernel image (vmlinuz)");
+        o->vm_kernel = val;
         break;
     case O_TTY: o->tty = 1; break;
     case O_INTERACTIVE: o->interactive = 1; break;

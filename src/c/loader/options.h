@@ -37,6 +37,10 @@ typedef struct options {
     strv security_opts; /* --security-opt values other than seccomp= */
     strv devices;       /* --device HOST[:CTR][:PERMS] */
     char *verify_key;   /* --verify-key PUBLIC.pem */
+    int vm;             /* --vm (also: footer VM flag, oci2vm* name; decided in main) */
+    char *vmm;          /* --vmm NAME|PATH */
+    char *vm_accel;     /* --vm-accel kvm|tcg|auto (NULL: $OCI2BIN_VM_ACCEL, else kvm) */
+    char *vm_kernel;    /* --kernel PATH */
     int tty, interactive, detach; /* -t, -i, -d */
     char *name;         /* --name */
     strv owned;         /* strings owned by the options (from --config files) */

@@ -32,6 +32,24 @@ const char *rundir_base(void)
     return "/tmp";
 }
 
+/* --vm's files (vm.c: "vm-*" initramfs, kernel copy, serial FIFOs, an empty mount point), left by a killed
+ * loader. */
+static void remove_vm_leftovers(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strncmp(de->d_name, "vm-", 3) == 0 && unlinkat(dfd, de->d_name, 0) < 0 && errno == EISDIR)
+            unlinkat(dfd, de->d_name, AT_REMOVEDIR);
+    closedir(d);
+}
+
 /* One candidate: returns 1 if removed. */
 static int sweep_one(int basefd, const char *name)
 {
@@ -49,6 +67,7 @@ static int sweep_one(int basefd, const char *name)
     } else {
         /* its owner is gone; with --memory/--cpus/--pids-limit its cgroups go first (kept while populated) */
         if (flock(lfd, LOCK_EX | LOCK_NB) == 0 && cgroup_sweep_record(dfd) == 0) {
+            remove_vm_leftovers(dfd);
             if (unlinkat(dfd, RUNDIR_LOCK, 0) == 0 || errno == ENOENT)
                 removed = unlinkat(basefd, name, AT_REMOVEDIR) == 0;
         }

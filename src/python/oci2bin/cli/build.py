@@ -62,6 +62,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="image name recorded in the binary (default: IMAGE)",
     )
     p.add_argument("--vm", action="store_true", help="mark the binary to run in VM mode by default")
+    add_vm_arguments(p)
     p.add_argument(
         "--cache",
         action="store_true",
@@ -70,6 +71,43 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     transforms.add_arguments(p)
     return p
+
+
+def add_vm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kernel",
+        metavar="VMLINUZ",
+        help="embed this guest kernel (x86 bzImage / arm64 Image) for --vm runs",
+    )
+    p.add_argument("--vm-cpus", type=int, metavar="N", help="vCPUs of a --vm run without --cpus (default 1)")
+    p.add_argument(
+        "--vm-memory",
+        type=int,
+        metavar="MIB",
+        help="RAM in MiB of a --vm run without --memory (default 256)",
+    )
+
+
+def vm_write_options(args: argparse.Namespace | None) -> dict:
+    """write_polyglot's VM keywords from --kernel / --vm-cpus / --vm-memory."""
+    if args is None:
+        return {}
+    out: dict = {}
+    kernel = getattr(args, "kernel", None)
+    if kernel:
+        try:
+            with open(kernel, "rb") as f:
+                out["vm_kernel"] = f.read()
+        except OSError as e:
+            raise UserError(f"--kernel {kernel}: {e.strerror}", "give a readable kernel image") from None
+    for name, key, lo, hi in (("vm_cpus", "vm_cpus", 1, 255), ("vm_memory", "vm_mem_mb", 64, 1 << 20)):
+        val = getattr(args, name, None)
+        if val is not None:
+            if not lo <= val <= hi:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} {val} is out of range", f"give {lo} to {hi}")
+            out[key] = val
+    return out
 
 
 def _arches(args: argparse.Namespace) -> list[str | None]:
@@ -116,6 +154,7 @@ def build_one(
 
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir))
             image = transforms.apply(image, args, stack, workdir, want, (loader.data, loader.arch))
+        vm_opts = vm_write_options(args)
         progress = None if quiet else progress_for(os.path.basename(output))
         if use_cache:
             from oci2bin import hashing
@@ -131,6 +170,10 @@ def build_one(
                 str(vm),
                 name or "",
                 opts,
+                *(
+                    hashing.sha256_hex(v) if isinstance(v, bytes) else f"{k}={v}"
+                    for k, v in sorted(vm_opts.items())
+                ),
             )
             cached = os.path.join(cdir, key)
             try:
@@ -141,10 +184,12 @@ def build_one(
             if hit:
                 note(f"using cached {cached}")
             else:  # durable: reused by later builds after only a footer check (see polyglot/writer.py)
-                write_polyglot(cached, loader.data, image, ref=name, vm=vm, progress=progress, durable=True)
+                write_polyglot(
+                    cached, loader.data, image, ref=name, vm=vm, progress=progress, durable=True, **vm_opts
+                )
             output_cache.copy_atomic(cached, output)
         else:
-            write_polyglot(output, loader.data, image, ref=name, vm=vm, progress=progress)
+            write_polyglot(output, loader.data, image, ref=name, vm=vm, progress=progress, **vm_opts)
         return image.digest
 
 
@@ -245,6 +290,7 @@ def assemble_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="loader architecture to use (x86_64, aarch64)")
     p.add_argument("--platform", help="image platform to select, OS/ARCH[/VARIANT]")
     p.add_argument("--vm", action="store_true", help="set the VM-mode flag")
+    add_vm_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true")
     transforms.add_arguments(p)
     return p

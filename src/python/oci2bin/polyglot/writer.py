@@ -165,6 +165,19 @@ def _ref_annotations(ref: str | None) -> tuple[str | None, str | None]:
     return (parts[1] if parts else None), tag
 
 
+def check_vm_kernel(data: bytes, arch: str) -> None:
+    """A kernel image qemu can boot with -kernel: x86 bzImage ("HdrS" at 0x202), arm64 Image ("ARMd" at 0x38)."""
+    if arch == "x86_64":
+        ok, what = data[0x202:0x206] == b"HdrS", "an x86 bzImage (vmlinuz)"
+    else:
+        ok, what = data[0x38:0x3C] == b"ARM\x64", "an arm64 Image"
+    if not ok:
+        raise UserError(
+            f"--kernel is not {what}",
+            "give a distribution kernel such as /boot/vmlinuz-* (an uncompressed ELF vmlinux does not boot with qemu)",
+        )
+
+
 def write_polyglot(
     output: str,
     loader: bytes,
@@ -175,9 +188,17 @@ def write_polyglot(
     progress: Progress | None = None,
     check_arch: bool = True,
     durable: bool = False,
+    vm_kernel: bytes | None = None,
+    vm_cpus: int | None = None,
+    vm_mem_mb: int | None = None,
 ) -> WriteResult:
-    """Write `image` with `loader` as a polyglot file at `output` (atomically; fsync'd first when durable)."""
+    """Write `image` with `loader` as a polyglot file at `output` (atomically; fsync'd first when durable).
+
+    vm_kernel: a guest kernel for `--vm`, stored between the tar's end and the metadata (docs/format.md,
+    "VM kernel"); vm_cpus / vm_mem_mb: the VM's defaults when `--cpus` / `--memory` are not given at run time."""
     elf = parse_elf(loader)
+    if vm_kernel is not None:
+        check_vm_kernel(vm_kernel, elf.arch)
     image_arch = image.platform.architecture
     if check_arch and OCI_ARCH.get(elf.arch) != image_arch:
         raise UserError(
@@ -201,7 +222,15 @@ def write_polyglot(
         ("oci-layout", OCI_LAYOUT_BYTES),
         ("manifest.json", docker_manifest_json(image, ref)),
     ]
-    total = l_off + len(loader) + len(config) + sum(b.size for b in layers) + len(manifest) + 8 * BLOCK
+    total = (
+        l_off
+        + len(loader)
+        + len(vm_kernel or b"")
+        + len(config)
+        + sum(b.size for b in layers)
+        + len(manifest)
+        + 8 * BLOCK
+    )
 
     out_dir = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output):
@@ -249,7 +278,22 @@ def write_polyglot(
             for name, data in small:
                 add(name, len(data), data)
             out.write(TAR_EOF)
-            tar_end = out.pos
+            vm_meta: dict = {}
+            if vm_kernel is not None:
+                from oci2bin import hashing  # not on the plain build path
+
+                vm_meta["vm_kernel"] = {
+                    "offset": out.pos,
+                    "sha256": hashing.sha256_hex(vm_kernel),
+                    "size": len(vm_kernel),
+                }
+                out.write(vm_kernel)
+                out.pad()
+            if vm_cpus:
+                vm_meta["vm_cpus"] = int(vm_cpus)
+            if vm_mem_mb:
+                vm_meta["vm_mem_mb"] = int(vm_mem_mb)
+            tar_end = out.pos  # the metadata's offset (the footer's TAR_END field)
             metadata = {
                 "format": FORMAT_VERSION,
                 "tool": "oci2bin",
@@ -264,6 +308,7 @@ def write_polyglot(
                 "loader_size": len(loader),
                 "vm": bool(vm),
                 "entries": entries,
+                **vm_meta,
             }
             meta = canonical_json(metadata)
             out.write(meta)
