@@ -368,55 +368,59 @@ static int write_limits(const char *dir, int v2, unsigned need, const cg_limits 
     return 0;
 }
 
-/* Is this process the only one in the v2 cgroup dir? */
-static int alone_in(const char *dir)
+/* Processes in the v2 cgroup dir: 0 none, 1 only this one, 2 others too. */
+static int procs_in(const char *dir)
 {
     char p[PATH_MAX + 32], *text;
     oerr ignore;
     snprintf(p, sizeof p, "%s/cgroup.procs", dir);
     if (read_small_file(AT_FDCWD, p, 1u << 20, &text, NULL, &ignore))
-        return 0;
+        return 2;
     char *end;
     long first = strtol(text, &end, 10);
-    int alone = first == (long)getpid() && strspn(end, "\n") == strlen(end);
+    int n = end == text ? 0 : first == (long)getpid() && strspn(end, "\n") == strlen(end) ? 1 : 2;
     free(text);
-    return alone;
+    return n;
 }
 
 static int setup_v2(cgroup *cg, const char *rundir, const char *parent, const char *mnt, unsigned need,
                     const cg_limits *l, const char *flags, oerr *e)
 {
-    char enabled[512] = "", want[64] = "", name[64] = "";
+    char enabled[512] = "", want[64] = "", name[64] = "", p[PATH_MAX + 32];
+    /* "No internal processes": a cgroup with processes cannot have domain controllers (memory) enabled for
+     * its children, and with threaded ones (cpu, pids) it turns into a thread root whose new children cannot
+     * take processes. Only the real root (no cgroup.type) is exempt. */
+    snprintf(p, sizeof p, "%s/cgroup.type", parent);
+    int procs = access(p, F_OK) < 0 && errno == ENOENT ? 0 : procs_in(parent);
+    if (procs == 2 && geteuid() == 0 && strcmp(parent, mnt) != 0) {
+        /* root may use the top of the hierarchy instead (as docker does) */
+        dbg("cgroup: %s holds other processes; using %s", parent, mnt);
+        return setup_v2(cg, rundir, mnt, mnt, need, l, flags, e);
+    }
+    if (procs == 2)
+        return oerr_set(e, "%s cannot be enforced: cgroup %s holds other processes, so the container's cgroup "
+                           "cannot go below it (cgroup v2 \"no internal processes\" rule): start the binary in a "
+                           "scope of its own, e.g. systemd-run --user --scope -p Delegate=yes ./app ...",
+                        flags, parent);
+    if (procs == 1) { /* only this process: move it into a leaf first, as crun/podman do with their own */
+        char pid[24];
+        if (make_dir(cg, rundir, parent, NULL, LOADER_SUFFIX, 0, name, sizeof name) < 0)
+            return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot create a cgroup in %s", flags, parent);
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if (write_file(cg->dir[cg->n - 1], "cgroup.procs", pid) < 0)
+            return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot move the loader into %s", flags,
+                            cg->dir[cg->n - 1]);
+        dbg("cgroup: moved the loader into %s", cg->dir[cg->n - 1]);
+    }
     if (read_line(parent, "cgroup.subtree_control", enabled, sizeof enabled) < 0)
         return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot read %s/cgroup.subtree_control", flags,
                         parent);
     for (int c = 0; c < N_CTRL; c++)
         if ((need & (1u << c)) && !has_word(enabled, CTRL[c], ' '))
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s+%s", want[0] ? " " : "", CTRL[c]);
-    if (want[0] && write_file(parent, "cgroup.subtree_control", want) < 0) {
-        if (errno != EBUSY)
-            return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot enable %s in %s (not delegated to uid %u)",
-                            flags, want, parent, (unsigned)geteuid());
-        /* "no internal processes": the parent holds processes. If only this one, move it into a leaf. */
-        if (!alone_in(parent) && geteuid() == 0 && strcmp(parent, mnt) != 0) {
-            /* root may use the top of the hierarchy, which is exempt from the rule (as docker does) */
-            dbg("cgroup: %s holds other processes; using %s", parent, mnt);
-            return setup_v2(cg, rundir, mnt, mnt, need, l, flags, e);
-        }
-        if (!alone_in(parent))
-            return oerr_set(e, "%s cannot be enforced: cgroup %s holds other processes, so it cannot pass the "
-                               "%s controllers on (cgroup v2 \"no internal processes\" rule): start the binary in "
-                               "a scope of its own, e.g. systemd-run --user --scope -p Delegate=yes ./app ...",
-                            flags, parent, want);
-        char pid[24];
-        if (make_dir(cg, rundir, parent, NULL, LOADER_SUFFIX, 0, name, sizeof name) < 0)
-            return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot create a cgroup in %s", flags, parent);
-        snprintf(pid, sizeof pid, "%d", (int)getpid());
-        if (write_file(cg->dir[cg->n - 1], "cgroup.procs", pid) < 0 || write_file(parent, "cgroup.subtree_control",
-                                                                                   want) < 0)
-            return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot enable %s in %s", flags, want, parent);
-        dbg("cgroup: moved the loader into %s to enable %s in %s", cg->dir[cg->n - 1], want, parent);
-    }
+    if (want[0] && write_file(parent, "cgroup.subtree_control", want) < 0)
+        return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot enable %s in %s (not delegated to uid %u?)",
+                        flags, want, parent, (unsigned)geteuid());
     /* the container's dir shares the loader leaf's random part, if any, for easy matching */
     char base[64] = "";
     if (cg->n)

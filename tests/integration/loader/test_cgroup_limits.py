@@ -300,6 +300,11 @@ sleep 300 & S=$!; echo $S > $C/deleg/s2/cgroup.procs
 kill $S
 r user_s1_swept $(ls $C/deleg/s1 | grep -c oci2bin-) rundirs=$(ls /tmp/u | wc -l)
 /user_run.sh $C --pids-limit 5 true 2>/tmp/err; r user_root_cg $? $(cat /tmp/err)
+# root in a cgroup that holds other processes: the top of the hierarchy instead
+mkdir $C/busy; echo $$ > $C/busy/cgroup.procs
+$B --init --pids-limit 50 sleep 4711 2>/tmp/err & L=$!
+waitsleep; r root_busy_cg $(cgof $P) $(cgof $L) $(cat /tmp/err)
+kill $L; wait $L; r root_busy_exit $?
 r left $(find $C -name 'oci2bin-*' | wc -l) $(ls /tmp/u /tmp/root | grep -c oci2bin-run)
 r done
 poweroff -f
@@ -425,3 +430,9 @@ def test_v2_delegated_user(v2_vm):
     )
     assert "Permission denied" in denied
     assert v2_vm["left"] == ["0", "0"]
+
+
+def test_v2_root_in_a_busy_cgroup_uses_the_top(v2_vm):
+    ctr, loader = v2_vm["root_busy_cg"][:2]
+    assert loader == "/busy" and ctr.startswith("/oci2bin-"), " ".join(v2_vm["root_busy_cg"])
+    assert v2_vm["root_busy_exit"] == ["143"]
