@@ -337,6 +337,8 @@ int layer_pipe_start(layer_pipe *lp, int fd, uint64_t off, uint64_t size, int ha
         return 0;
     }
     lp->started = 1;
+    dbg("layer %s: %s, reader/decoder threads started (blob SHA-256: %s build)", name, codec_kind_name(lp->c.kind),
+        oci2bin_sha256_impl());
     return 0;
 }
 
