@@ -3,7 +3,10 @@
  *   decoder thread: ring raw -> codec (gzip/zstd/none) -> ring mid (or straight to ring out)
  *   hasher thread:  (only with a diff_id) ring mid -> SHA-256 of the decoded stream -> ring out
  *   caller:         ring out -> tar -> extract (all path resolution and file writes stay on the caller)
- * Rings are bounded (PIPE_SLOTS buffers of PIPE_SLOT_SIZE bytes). When the caller is done early (the tar end
+ * Rings are bounded (PIPE_SLOTS buffers of PIPE_SLOT_SIZE bytes). The decoded stream is not copied between
+ * threads: zstd decodes from the raw ring's slots in place, gzip inflates into the out ring's slots (each slot
+ * starting with the 32 KiB history copied from the one before), and the caller writes files straight from the
+ * slots (layer_pipe_view). When the caller is done early (the tar end
  * blocks), the rest of the blob is still hashed, and with a diff_id the rest of the stream is still decoded and
  * hashed. Digests are compared only after all threads are joined; a mismatch or any read/decode error fails
  * the layer as the serial path does. */
