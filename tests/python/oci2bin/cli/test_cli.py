@@ -360,7 +360,7 @@ def test_build_path_imports_nothing_heavy(images, tmp_path, loader_path, case):
     import shutil
     import time
 
-    import oci2bin
+    from oci2bin.polyglot import reader
 
     code = (
         "import sys\n"
@@ -369,7 +369,7 @@ def test_build_path_imports_nothing_heavy(images, tmp_path, loader_path, case):
         f"print(' '.join(sorted(m for m in sys.modules if m in {HEAVY_MODULES + HASHING_MODULES!r})))\n"
         "sys.exit(rc)\n"
     )
-    src = os.path.dirname(os.path.dirname(os.path.abspath(oci2bin.__file__)))
+    src = os.path.abspath(os.path.join(os.path.dirname(reader.__file__), "..", ".."))  # src/python
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     lay = str(tmp_path / "oci")
     shutil.copytree(images.bb_oci, lay)
