@@ -3,11 +3,12 @@
  * Where: under the cgroup this process is in (/proc/self/cgroup), as "oci2bin-<random>".
  *  - cgroup v2 (pure, or the hybrid "unified" mount when it holds the controllers): the caller must be able
  *    to write there (root, or a subtree systemd delegates to the user: user@UID.service/...). The controllers
- *    must be enabled in the parent's cgroup.subtree_control, which the kernel refuses while the parent holds
- *    processes ("no internal processes"). If the loader is the only process there (e.g. started with
- *    `systemd-run --user --scope -p Delegate=yes`), it moves itself into a leaf "oci2bin-<random>-loader"
- *    first, as crun/podman do with their own processes; if others are there too it stops with a hint
- *    rather than moving processes it does not own.
+ *    must be enabled in the parent's cgroup.subtree_control, and the parent must hold no processes ("no
+ *    internal processes"; only the real root is exempt). If the loader is the only process there (e.g.
+ *    started with `systemd-run --user --scope -p Delegate=yes`), it moves itself into a leaf
+ *    "oci2bin-<random>-loader" first, as crun/podman do with their own processes; if others are there too,
+ *    root uses the top of the hierarchy and anyone else stops with a hint (it never moves processes it does
+ *    not own).
  *  - cgroup v1 (the controllers are bound to v1 hierarchies): one "oci2bin-<random>" per controller
  *    (memory, cpu, pids) under this process's path in each; writable only by root.
  * The limits are written before the container starts; the container's PID 1 is moved in by the loader
