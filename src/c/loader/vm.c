@@ -620,8 +620,6 @@ int vm_run(const options *o, const payload *p, const image *img, exec_plan *plan
     if (uname(&un) < 0 || strcmp(un.machine, "x86_64") != 0)
         return oerr_set(e, "--vm is only supported on x86_64 hosts in this build (this is %s): run without --vm",
                         un.machine);
-    if (find_vmm(o, un.machine, qemu, sizeof qemu, e) || pick_accel(o, &accel, e))
-        return -1;
     const char *kpath = o->vm_kernel ? o->vm_kernel : getenv("OCI2BIN_VM_KERNEL");
     const json *kmeta = p->meta ? json_get(p->meta, "vm_kernel") : NULL;
     if (kpath && *kpath) {
@@ -635,6 +633,8 @@ int vm_run(const options *o, const payload *p, const image *img, exec_plan *plan
         return oerr_set(e, "this binary has no embedded VM kernel: build it with `oci2bin --vm --kernel VMLINUZ "
                            "...`, or give --kernel PATH (or $OCI2BIN_VM_KERNEL)");
     }
+    if (find_vmm(o, un.machine, qemu, sizeof qemu, e) || pick_accel(o, &accel, e))
+        return -1;
     uint64_t mem_mb = o->limits.memory ? (o->limits.memory + (1u << 20) - 1) >> 20
                                        : meta_u64(p, "vm_mem_mb", VM_DEFAULT_MEM_MB);
     uint64_t cpus = o->limits.cpu_quota ? (o->limits.cpu_quota + CG_CPU_PERIOD - 1) / CG_CPU_PERIOD
