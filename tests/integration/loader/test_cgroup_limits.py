@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.loader.conftest import TESTER, Runner
+
 MARK = "4711"  # the container's `sleep` argument, to find it among the host's processes
 
 
@@ -95,20 +97,24 @@ def _wait_gone(pid: int, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def root_runner(runner):
-    if runner.user != "root":
-        pytest.skip("as root only (tester has no writable cgroup here: see test_unprivileged_*)")
-    return runner
+def _runner(busybox, workdir, user: str):
+    r = Runner(busybox, user, workdir)
+    yield r
+    left = r.tmp_left()
+    shutil.rmtree(r.base, ignore_errors=True)
+    assert not left, f"left in TMPDIR: {left}"
 
 
 @pytest.fixture
-def tester_runner(runner):
-    if runner.user == "root":
-        pytest.skip("as tester only")
+def root_runner(busybox, workdir):
+    yield from _runner(busybox, workdir, "root")
+
+
+@pytest.fixture
+def tester_runner(busybox, workdir):
     if _layout() == "v2":
-        pytest.skip("pure cgroup v2: whether tester may write its cgroup depends on systemd delegation")
-    return runner
+        pytest.skip("pure cgroup v2 here: whether tester may write its cgroup depends on systemd delegation")
+    yield from _runner(busybox, workdir, TESTER)
 
 
 # ---- flag values (no cgroup needed) ----
