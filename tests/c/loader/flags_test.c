@@ -136,8 +136,12 @@ static void test_net(void)
     is_str(h, "1.2.3.4 hostonly\n1.2.3.4\tx\n", "hosts: host's + --add-host appended");
     free(h);
     options_free(&o);
-    char *c[] = {"p", "--net", "slirp"};
-    ok(options_parse(ARGC(c), c, &o, &e) < 0 && strstr(e.msg, "host or --net none"), "--net slirp refused");
+    char *c[] = {"p", "--net", "bogus"};
+    ok(options_parse(ARGC(c), c, &o, &e) < 0 && strstr(e.msg, "is not supported"), "--net bogus refused");
+    options_free(&o);
+    char *c2[] = {"p", "--net", "slirp:8080:80", "-p", "127.0.0.1:8443:443/udp"};
+    ok(options_parse(ARGC(c2), c2, &o, &e) == 0 && o.net_helper == NET_SLIRP, "--net slirp:PORTS and -p parse: %s",
+       e.msg);
     options_free(&o);
     char *d[] = {"p", "--dns", "1", "--dns", "2", "--dns", "3", "--dns", "4", "--dns", "5", "--dns", "6",
                  "--dns", "7", "--dns", "8", "--dns", "9"};
