@@ -38,7 +38,7 @@ timing() {  # LABEL DIR RUNS [gz]: interleaved first starts, the loader's cache 
   local L=$1 D=$2 R=$3 PREP="rm -rf $2/c $2/x; mkdir -p $2/x; sync"
   echo
   echo "### first start on $L ($(df -T "$D" | awk 'NR==2{print $2" "$1}') at $D): /bin/true in $IMG, $R interleaved rounds (bench/timeit.py, 1 warmup)"
-  echo "prepare before each run (untimed): $PREP"
+  echo "prepare before each run (untimed): $PREP; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   local cmds=(--prepare "$PREP" -n tar-xzf "$W/tar-gz.sh $D/x"
               --prepare "$PREP" -n oci2bin-gzip "$W/gz --cache-dir $D/c /bin/true")
   [ "${4:-}" = gz ] || cmds+=(
@@ -47,11 +47,20 @@ timing() {  # LABEL DIR RUNS [gz]: interleaved first starts, the loader's cache 
               --prepare "$PREP" -n tar-xzf+sync "$W/tar-gz-sync.sh $D/x"
               --prepare "$PREP" -n zstd-tar+sync "$W/tar-zst-sync.sh $D/x")
   "$PY" "$REPO/bench/timeit.py" --runs "$R" --warmup 1 --out "$OUT/first-$L.json" "${cmds[@]}"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   summarize "$OUT/first-$L.json" 0
   "$PY" - "$OUT/first-$L.json" <<'PY'
 import json, statistics, sys
-r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
+res = json.load(open(sys.argv[1]))["results"]
+r = {x["command"]: statistics.median(x["times"]) for x in res}
+# CPU (user+sys of the command and its children, wait4 rusage): the part of the cost that does not depend on
+# how busy the machine is
+cpu = {x["command"]: statistics.median(u + s for u, s in zip(x["user"], x["system"])) for x in res if x.get("user")}
 print()
+if cpu:
+    for a, b in (("oci2bin-gzip", "tar-xzf"), ("oci2bin-zstd", "zstd-dc-tar-x")):
+        if a in cpu and b in cpu:
+            print(f"CPU user+sys (median): {a} {cpu[a]:.3f} s / {b} {cpu[b]:.3f} s = {cpu[a]/cpu[b]:.2f}x")
 print(f"gzip: oci2bin / tar -xzf = {r['oci2bin-gzip']/r['tar-xzf']:.2f}x (goal <= 1.0x)" +
       (f"; vs tar+sync {r['oci2bin-gzip']/r['tar-xzf+sync']:.2f}x" if 'tar-xzf+sync' in r else ""))
 if 'oci2bin-zstd' in r:
