@@ -8,6 +8,8 @@
 # compiled once (`python -m compileall`, what pip install does), as a user runs it.
 # Neither oci2bin nor cp fsyncs its output; the "cp+fsync" row (`cp` then `sync FILE`) shows what an fsync
 # would cost. "verify-always" hashes every blob (OCI2BIN_VERIFY=always: a first build from a layout).
+# "cp-layer-blob" copies the layout's largest blob (the bytes assemble copies, from the same page-cache pages):
+# the built binary was just written, and a file's page-cache state changes what copying it costs (~1.3x here).
 # usage: bench/assembly.sh [IMAGE]   (rig image, default postgres: one 139 MB gzip layer; BENCH_RUNS, default 15)
 . "$(dirname "$0")/lib.sh"
 IMG=${1:-postgres}; N=${BENCH_RUNS:-15}
@@ -31,6 +33,7 @@ echo "image: $IMG ($LAYOUT): layout blobs $(du -sb "$LAYOUT/blobs" | cut -f1) B;
 CACHED="oci:$LAYOUT $A/cached.bin --loader $LOADER --cache -q"
 "$W/oci2bin-from" "$SRC" $CACHED
 cmp "$A/cached.bin" "$W/ref.bin"
+BLOB=$(ls -S "$LAYOUT"/blobs/sha256/* | head -1)
 PREP="rm -f $A/*.bin $A/.oci2bin-*"
 echo
 echo "## assembly: $IMG, $N interleaved rounds (bench/timeit.py, 1 warmup), output and source on $(df -T "$W" | awk 'NR==2{print $2}')"
@@ -38,6 +41,7 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" "$REPO/bench/timeit.py" --runs "$N" --warmup 1 --out "$OUT/assembly.json" \
   --prepare "$PREP" -n cp "cp $W/ref.bin $A/cp.bin" \
   --prepare "$PREP" -n cp+fsync "$W/cp-fsync.sh $W/ref.bin $A/cp.bin" \
+  --prepare "$PREP" -n cp-layer-blob "cp $BLOB $A/blob.bin" \
   --prepare "$PREP" -n assemble-installed "$W/oci2bin-from $SITE $ASM" \
   --prepare "$PREP" -n assemble-source-tree "$W/oci2bin-from $SRC $ASM" \
   --prepare "$PREP" -n assemble-verify-always "$W/verify-always $W/oci2bin-from $SITE $ASM" \
@@ -56,6 +60,7 @@ print()
 for how in ("installed", "source-tree"):
     a = f"assemble-{how}"
     print(f"{a} / cp = {r[a]/r['cp']:.2f}x wall, {cpu[a]/cpu['cp']:.2f}x CPU (goal <= 2x);"
+          f" / cp-layer-blob = {r[a]/r['cp-layer-blob']:.2f}x wall, {cpu[a]/cpu['cp-layer-blob']:.2f}x CPU;"
           f" / (cp+fsync) = {r[a]/r['cp+fsync']:.2f}x wall")
 for how in ("installed", "source-tree"):
     c = f"cached-rebuild-{how}"
