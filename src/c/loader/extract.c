@@ -100,6 +100,9 @@ void extract_init(extract_ctx *x, int rootfd)
     umask(x->umask);
     x->uid = geteuid();
     x->gid = getegid();
+    /* A set-gid root would hand its group down: then every entry is chowned. */
+    struct stat st;
+    x->owner_known = fstat(rootfd, &st) == 0 && !(st.st_mode & S_ISGID);
 }
 
 /* The parent directory of an entry, from the cache when it is the previous entry's parent.
@@ -170,7 +173,8 @@ static void remember_dir(extract_ctx *x, const char *path, const tar_entry *en)
  * (directories are 0700, never set-gid, until extract_finish); then a chown to those ids is skipped. */
 static int set_owner(extract_ctx *x, int dfd, const char *leaf, const tar_entry *en, int fresh)
 {
-    if (!x->keep_owners || (fresh && en->uid == (uint64_t)x->uid && en->gid == (uint64_t)x->gid))
+    if (!x->keep_owners ||
+        (fresh && x->owner_known && en->uid == (uint64_t)x->uid && en->gid == (uint64_t)x->gid))
         return 0;
     int flags = AT_SYMLINK_NOFOLLOW | (*leaf ? 0 : AT_EMPTY_PATH);
     if (fchownat(dfd, leaf, (uid_t)en->uid, (gid_t)en->gid, flags) < 0 && !x->warned_owner) {

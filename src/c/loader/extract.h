@@ -25,6 +25,7 @@ typedef struct extract_ctx {
     int keep_owners;      /* chown entries to their tar uid/gid (full id map) */
     uid_t uid;            /* the ids a newly created entry gets (no directory is set-gid while extracting): */
     gid_t gid;            /*   no chown is needed for an entry that wants exactly these */
+    int owner_known;      /* ... unless the root directory is set-gid */
     int warned_dev, warned_owner, warned_type;
     strmap dir_index;     /* path -> index in dirs */
     dirmeta *dirs;

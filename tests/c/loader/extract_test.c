@@ -162,6 +162,57 @@ static void run_case(const char *label)
     free(l1.buf), free(l2.buf), free(l3.buf), free(l4.buf), free(l5.buf), free(l6.buf);
 }
 
+static int owner_is(const char *root, const char *rel, uid_t u, gid_t g)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    return lstat(p, &st) == 0 && st.st_uid == u && st.st_gid == g;
+}
+
+/* keep_owners (root): entries get their tar owners; a new entry already owned as wanted is not chowned, except
+ * under a set-gid root, whose group new entries would inherit. */
+static void owner_cases(void)
+{
+    if (geteuid() != 0) {
+        ok(1, "# SKIP owner cases: need root (chown to other ids)");
+        return;
+    }
+    for (int sgid = 0; sgid < 2; sgid++) {
+        char root[PATH_MAX];
+        snprintf(root, sizeof root, "%s/owners-%d", top, sgid);
+        mkdir(root, 0755);
+        if (sgid && (chown(root, 0, 4242) < 0 || chmod(root, 02755) < 0))
+            printf("# chown/chmod %s: %s\n", root, strerror(errno));
+        int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        extract_ctx x;
+        extract_init(&x, rootfd);
+        x.keep_owners = 1;
+        oerr e = {0};
+        tb l = {0};
+        tb_dir(&l, "d", 0755);
+        tb_file(&l, "mine", "m", 0644);
+        tb_pax(&l, "uid", "1234");
+        tb_pax(&l, "gid", "4321");
+        tb_file(&l, "theirs", "t", 0640);
+        tb_sym(&l, "link", "mine");
+        tb_file(&l, "d/inner", "i", 0600);
+        tb_end(&l);
+        int rc = apply(&x, &l, &e);
+        ok(rc == 0 && extract_finish(&x, &e) == 0, "owners%s: extracted (%s)", sgid ? " under a set-gid root" : "",
+           rc ? e.msg : "ok");
+        const char *what = sgid ? "set-gid root: " : "";
+        ok(owner_is(root, "mine", 0, 0) && owner_is(root, "d", 0, 0) && owner_is(root, "link", 0, 0) &&
+               owner_is(root, "d/inner", 0, 0),
+           "%sentries wanting 0:0 are 0:0", what);
+        ok(owner_is(root, "theirs", 1234, 4321) && (mode_of(root, "theirs") & 07777) == 0640,
+           "%sentry wanting 1234:4321 is chowned, mode kept", what);
+        extract_free(&x);
+        close(rootfd);
+        free(l.buf);
+    }
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -173,6 +224,7 @@ int main(void)
     run_case("openat2");
     pathres_force_walk(1);
     run_case("walk");
+    owner_cases();
     int topfd = open("/", O_PATH | O_DIRECTORY);
     ok(remove_tree_at(topfd, top + 1) == 0, "remove_tree_at removes the whole tree (incl. 0555 dirs)");
     ok(access(top, F_OK) != 0, "test directory gone");
