@@ -454,6 +454,17 @@ class VmModeDefaultOnField(VmModeField):
     default = True
 
 
+class VmKernelField(SingleAddressField):
+    alias = "kernel"
+    help = softwrap(
+        """
+        A guest kernel to embed for VM mode (`oci2bin --kernel`): the address of a `file`/`resource` target (or a
+        packaged target) with exactly one file, an x86 bzImage / arm64 Image such as Debian's
+        `/boot/vmlinuz-*-cloud-amd64`. Without it, VM runs need `--kernel PATH` or `$OCI2BIN_VM_KERNEL`.
+        """
+    )
+
+
 class OciBinaryTarget(Target):
     alias = "oci_binary"
     core_fields = (
@@ -462,6 +473,7 @@ class OciBinaryTarget(Target):
         OciBinaryLoaderField,
         ArchField,
         VmModeField,
+        VmKernelField,
         EntrypointField,
         CmdField,
         EnvField,

@@ -22,6 +22,7 @@ from oci2bin.target_types import (
     PullDigestField,
     StaticCBinaryTarget,
     StripPrefixesField,
+    VmKernelField,
     VmModeField,
 )
 
@@ -72,7 +73,7 @@ oci_image(name="img", base=":base", files={{"/app/run": ":f"}}, env=["A=1", "EMP
 file(name="f", source="run.sh")
 oci_binary(name="bin", image=":img", strip_prefixes=["usr/share/doc/", "var/cache"], compression="zstd",
            env=["B=2"], labels={{"k": "v"}}, add_files_prefix="/opt")
-oci_vm_binary(name="vm", image=":img")
+oci_vm_binary(name="vm", image=":img", kernel=":f")
 """,
             "x/run.sh": "",
         }
@@ -88,6 +89,8 @@ oci_vm_binary(name="vm", image=":img")
     assert binary[CompressionField].value == "zstd"
     assert binary[VmModeField].value is False
     assert rule_runner.get_target(Address("x", target_name="vm"))[VmModeField].value is True
+    assert rule_runner.get_target(Address("x", target_name="vm"))[VmKernelField].value == ":f"
+    assert binary[VmKernelField].value is None
 
 
 def test_image_accepts_a_one_element_list(rule_runner: RuleRunner) -> None:

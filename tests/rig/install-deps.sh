@@ -39,6 +39,10 @@ fi
 # subordinate ids for rootless podman / newuidmap (useradd adds them on Debian 12; make sure)
 grep -q "^$TESTER:" /etc/subuid || usermod --add-subuids 100000-165535 "$TESTER"
 grep -q "^$TESTER:" /etc/subgid || usermod --add-subgids 100000-165535 "$TESTER"
+# --vm tests as tester: KVM where /dev/kvm belongs to group kvm (udev's default). Here /dev/kvm is root-only PVM,
+# which cannot boot a stock kernel anyway: the VM tests then use TCG (`--vm-accel auto`). The guest kernel is fetched
+# by the tests (tests/rig/vm_kernel.py: `apt-get download` of Debian's cloud kernel into the rig cache).
+if getent group kvm >/dev/null; then usermod -aG kvm "$TESTER"; fi
 # a second unprivileged user WITHOUT subordinate ids: the loader's single-id map and rootfs patching
 # (tests/integration/loader/test_single_id.py); useradd may add ranges, so they are removed
 NOSUBID=${OCI2BIN_TEST_NOSUBID_USER:-tester-nosubid}

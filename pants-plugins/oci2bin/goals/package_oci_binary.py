@@ -49,6 +49,7 @@ from oci2bin.target_types import (
     StripField,
     StripPrefixesField,
     UserField,
+    VmKernelField,
     VmModeField,
     WorkdirField,
 )
@@ -72,6 +73,7 @@ class OciBinaryFieldSet(PackageFieldSet, RunFieldSet):
     loader: OciBinaryLoaderField
     arch: ArchField
     vm: VmModeField
+    kernel: VmKernelField
     entrypoint: EntrypointField
     cmd: CmdField
     env: EnvField
@@ -224,11 +226,24 @@ async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsy
     ]
     if field_set.vm.value:
         argv.append("--vm")
+    inputs = [image.digest, loader.digest]
+    if field_set.kernel.value:
+        kernel_targets = await Get(
+            Targets, UnparsedAddressInputs, field_set.kernel.to_unparsed_address_inputs()
+        )
+        kdigest, kfiles = await files_of_target(kernel_targets[0])
+        if kdigest is None or len(kfiles) != 1:
+            raise ValueError(
+                f"{field_set.address}: `kernel` target {kernel_targets[0].address} must have exactly one file "
+                f"(got {len(kfiles)}): use a `file` target holding the kernel image."
+            )
+        inputs.append(await Get(Digest, AddPrefix(kdigest, "__kernel")))
+        argv += ["--kernel", f"__kernel/{kfiles[0]}"]
     result = await Get(
         ProcessResult,
         CoreStep(
             argv=tuple(argv),
-            input_digest=await Get(Digest, MergeDigests([image.digest, loader.digest])),
+            input_digest=await Get(Digest, MergeDigests(inputs)),
             description=f"Assembling {field_set.address}",
             output_files=(output,),
         ),
