@@ -524,6 +524,7 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setpgid(0, 0); /* terminal signals reach the loader only, which stops qemu itself (no qemu chatter) */
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0)
             dup2(null, STDIN_FILENO);
