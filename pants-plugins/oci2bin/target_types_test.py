@@ -89,7 +89,7 @@ oci_vm_binary(name="vm", image=":img", kernel=":f")
     assert binary[CompressionField].value == "zstd"
     assert binary[VmModeField].value is False
     assert rule_runner.get_target(Address("x", target_name="vm"))[VmModeField].value is True
-    assert rule_runner.get_target(Address("x", target_name="vm"))[VmKernelField].value == ":f"
+    assert rule_runner.get_target(Address("x", target_name="vm"))[VmKernelField].single == ":f"
     assert binary[VmKernelField].value is None
 
 
