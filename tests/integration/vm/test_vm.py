@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.rig import images
 from tests.integration.vm.conftest import VM_TIMEOUT, Runner, assemble, cli_env, kvm_unusable_reason
 
 AUTO = ["--vm-accel", "auto"]
@@ -211,6 +212,16 @@ def test_kernel_section_and_signing(loader, vm_binary, kernel, workdir):
     )
     m2, f2 = read_meta(sized)
     assert (m2["vm_cpus"], m2["vm_mem_mb"], m2["vm"], f2[2] & 1) == (2, 300, False, 0)
+    # `oci2bin update` rebuilds the file and keeps its kernel and VM defaults
+    u = subprocess.run(
+        [sys.executable, "-m", "oci2bin", "update", "--image", f"oci:{images.build('busybox')}", "-q", sized],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert u.returncode == 0, u.stderr
+    m3, _ = read_meta(sized)
+    assert (m3["vm_kernel"]["sha256"], m3["vm_cpus"], m3["vm_mem_mb"]) == (m2["vm_kernel"]["sha256"], 2, 300)
     p = subprocess.run(
         [sys.executable, "-m", "oci2bin", "assemble", "--loader", str(loader), "--image", "oci:/nonexistent"]
         + ["--output", str(workdir / "bad.bin"), "--kernel", "/etc/hostname"],

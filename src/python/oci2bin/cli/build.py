@@ -132,6 +132,7 @@ def build_one(
     args: argparse.Namespace | None,
     use_cache: bool = False,
     quiet: bool = False,
+    vm_opts: dict | None = None,
 ) -> str:
     """Open src, transform, write `output`; returns the image digest."""
     out_dir = os.path.dirname(os.path.abspath(output)) or "."
@@ -154,7 +155,7 @@ def build_one(
 
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="oci2bin-", dir=out_dir))
             image = transforms.apply(image, args, stack, workdir, want, (loader.data, loader.arch))
-        vm_opts = vm_write_options(args)
+        vm_opts = vm_write_options(args) if vm_opts is None else vm_opts
         progress = None if quiet else progress_for(os.path.basename(output))
         if use_cache:
             from oci2bin import hashing

@@ -33,6 +33,18 @@ def parser() -> Parser:
     return p
 
 
+def vm_options_of(old: Polyglot) -> dict:
+    """The old file's VM kernel and VM size defaults, carried over to the rebuilt file."""
+    meta = old.metadata
+    out = {k: meta[k] for k in ("vm_cpus", "vm_mem_mb") if k in meta}
+    k = meta.get("vm_kernel")
+    if k:
+        with open(old.path, "rb") as f:
+            f.seek(int(k["offset"]))
+            out["vm_kernel"] = f.read(int(k["size"]))
+    return out
+
+
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     old = Polyglot(args.binary)
@@ -55,6 +67,7 @@ def run(argv: list[str]) -> int:
         platform=platform_for(loader.arch, None),
         args=None,
         quiet=args.quiet,
+        vm_opts=vm_options_of(old),
     )
     note(
         f"updated {args.binary}"
