@@ -134,6 +134,10 @@ def test_errors(vm_runner, busybox):
     one_error_line(r.run("-v", "/tmp:/x", "true"), "-v/--volume is not supported with --vm")
     one_error_line(r.run("-it", "sh"), "not supported with --vm")
     one_error_line(r.run("--kernel", "/var/empty/vmlinuz", "true"), "--kernel /var/empty/vmlinuz")
+    # busybox's initramfs needs ~100 MiB of guest RAM (the kernel unpacks it into a half-of-RAM tmpfs)
+    one_error_line(
+        r.run(*AUTO, "--memory", "64m", "true", timeout=60), "--memory 64M is too small", "--memory 1"
+    )
     as_user = (
         [] if r.user == "root" else ["setpriv", f"--reuid={r.user}", f"--regid={r.user}", "--init-groups"]
     )
