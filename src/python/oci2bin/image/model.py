@@ -475,11 +475,14 @@ def copy_verified(
     mapping.
     A window that the verified-blob memo (oci2bin.state.cache) knows, and that did not change during the
     copy, is not hashed again."""
+    import time
+
     from oci2bin.state import cache
 
     algo = split_digest(digest)[0]
     with WindowCopier() as copier:
         start = os.lseek(out_fd, 0, os.SEEK_CUR)
+        started_ns = time.time_ns()  # before st: the memo's racy-window rule is judged at the copy's start
         st = os.fstat(src_fd)
         copied = 0
         if cache.is_verified(st, src_off, size, digest):
@@ -541,7 +544,7 @@ def copy_verified(
             )
         after = os.fstat(src_fd)
         if cache.file_identity(after) == cache.file_identity(st):
-            cache.remember_verified(st, src_off, size, digest)
+            cache.remember_verified(st, src_off, size, digest, started_ns)
 
 
 def sniff_compression(head: bytes) -> str:

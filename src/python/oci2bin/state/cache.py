@@ -7,8 +7,9 @@ Also the verified-blob memo ($XDG_CACHE_HOME/oci2bin/verified): an empty file pe
 whose digest was checked while it was copied into a binary, so that assembling from the same image layout
 again need not hash its blobs again. The identity is (dev, inode, size, mtime_ns, ctime_ns, window): any
 write to the blob file changes its ctime, which no user can set back, so a changed blob never matches an
-entry; an entry is only recorded when the file was not changed during the copy and its timestamps are older
-than the timestamp granularity (no "racy" same-tick change can hide). OCI2BIN_VERIFY=always ignores it.
+entry; an entry is only recorded when the file was not changed during the copy and its timestamps were older
+than the timestamp granularity when the copy started (no "racy" same-tick change during the copy can hide
+behind an unchanged ctime, however long the copy took). OCI2BIN_VERIFY=always ignores it.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def is_verified(st: os.stat_result, offset: int, size: int, digest: str) -> bool
     return os.path.exists(_memo_path(st, offset, size, digest))
 
 
-def remember_verified(st: os.stat_result, offset: int, size: int, digest: str) -> None:
-    """Record a verified window (st: the file's stat before and after the verified read, unchanged)."""
-    if not stat.S_ISREG(st.st_mode) or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+def remember_verified(st: os.stat_result, offset: int, size: int, digest: str, started_ns: int) -> None:
+    """Record a verified window (st: the file's stat before and after the verified read, unchanged;
+    started_ns: time.time_ns() taken before st and the read: a change during the read gets a later ctime
+    only if st's timestamps were already a few ticks old then)."""
+    if not stat.S_ISREG(st.st_mode) or started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
         return
     path = _memo_path(st, offset, size, digest)
     try:

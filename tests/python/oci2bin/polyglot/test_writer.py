@@ -563,3 +563,30 @@ def test_parse_created_matches_strptime():
     assert parse_created("2023-11-14T22:13:20.5+01:30") == 1700000000 - 5400
     assert parse_created("2023-11-14T22:13:20Z") == 1700000000
     assert parse_created("garbage") is None
+
+
+def test_no_memo_when_racy_at_copy_start(tmp_path, loader_bytes, images, monkeypatch):
+    """The racy-window rule is judged at the start of the copy: a blob changed just before a copy that then
+    takes longer than the window could have been changed again during the copy within the same timestamp
+    tick (same identity), so it is not memoized however old its timestamps are when the copy ends."""
+    import time
+
+    from oci2bin.image import model
+    from oci2bin.state import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "RACY_NS", 300_000_000)
+    lay = str(tmp_path / "oci")
+    shutil.copytree(images.bb_oci, lay)
+    im = layout.read_layout(layout.DirTree(lay))
+    for b in im.layers:
+        os.utime(os.path.join(lay, "blobs/sha256", b.digest[7:]))  # ctime: now
+    slow = model.WindowCopier.copy
+
+    def slow_copy(self, *a):
+        time.sleep(0.4)  # the copy outlasts the racy window
+        return slow(self, *a)
+
+    monkeypatch.setattr(model.WindowCopier, "copy", slow_copy)
+    write_polyglot(str(tmp_path / "a"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
+    assert not os.path.exists(cache.verified_dir()) or not os.listdir(cache.verified_dir())
