@@ -8,7 +8,10 @@ of the same size at that path (elsewhere the size or type already decides).
 
 Permissions: root reads everything directly. An unprivileged caller (the container's owner) first joins the
 container's user namespace in a forked child (it owns that namespace, so it gets every capability there and
-can read files owned by the image's other users, e.g. subuids), walks, and sends the result back.
+can read files owned by the image's other users, e.g. subuids), walks, and sends the result back as JSON.
+That child is reachable by the container (its root has CAP_SYS_PTRACE in the namespace the child joined), so
+the child first makes itself non-dumpable (no ptrace, no /proc/PID/mem from inside the container) and the
+parent parses its answer as plain data: never pickle, which runs code named by the bytes it reads.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import json
 import os
-import pickle
 import stat
 
 from oci2bin.errors import UserError
 from oci2bin.image.fsview import Node
 
 CLONE_NEWUSER = 0x10000000
+PR_SET_DUMPABLE = 4
 # written into the rootfs by the loader at every start (docs/loader.md "mounts.c"): not drift
 RUNTIME_FILES = frozenset({"etc/resolv.conf", "etc/hosts"})
 
@@ -130,6 +134,9 @@ def walk(root: str, skip: set[str], image: dict[str, Node]) -> dict[str, Node]:
 
 def _join_userns(pid: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:  # before setns: the container must not ptrace us
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
     fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if libc.setns(fd, CLONE_NEWUSER) != 0:
@@ -156,10 +163,10 @@ def _walk_in_userns(pid: int, root: str, skip: set[str], image: dict[str, Node])
             os.close(r)
             try:
                 _join_userns(pid)
-                result: object = walk(root, skip, image)
+                result: object = _nodes_to_json(walk(root, skip, image))
             except OSError as e:
                 result = f"cannot join the user namespace of PID {pid}: {e.strerror}"
-            data = pickle.dumps(result)
+            data = json.dumps(result).encode()  # ASCII: file names' surrogate escapes survive
             view = memoryview(data)
             while view:
                 view = view[os.write(w, view) :]
@@ -174,10 +181,38 @@ def _walk_in_userns(pid: int, root: str, skip: set[str], image: dict[str, Node])
     _, status = os.waitpid(child, 0)
     if status != 0 or not chunks:
         raise UserError(f"reading the filesystem of PID {pid} failed", "run as the container's user or root")
-    result = pickle.loads(b"".join(chunks))
-    if isinstance(result, str):
-        raise UserError(result, "run oci2bin diff as the user who started the container, or as root")
-    return result
+    return _parse_answer(b"".join(chunks), pid)
+
+
+def _parse_answer(data: bytes, pid: int) -> dict[str, Node]:
+    try:
+        result = json.loads(data)
+        if isinstance(result, str):
+            raise UserError(result, "run oci2bin diff as the user who started the container, or as root")
+        return _nodes_from_json(result)
+    except (ValueError, TypeError, AttributeError):
+        raise UserError(
+            f"reading the filesystem of PID {pid} returned malformed data", "run oci2bin diff as root"
+        ) from None
+
+
+def _nodes_to_json(fs: dict[str, Node]) -> dict[str, list]:
+    return {p: [n.kind, n.size, n.mode, n.digest, n.target] for p, n in fs.items()}
+
+
+def _nodes_from_json(obj: object) -> dict[str, Node]:
+    """The walking child's answer, checked field by field (it ran where the container could reach it)."""
+    if not isinstance(obj, dict):
+        raise ValueError("not an object")
+    out = {}
+    for p, v in obj.items():
+        kind, size, mode, digest, target = v
+        if not (isinstance(kind, str) and isinstance(size, int) and isinstance(mode, int)):
+            raise ValueError(p)
+        if not (isinstance(digest, str) and isinstance(target, str)):
+            raise ValueError(p)
+        out[p] = Node(kind, size, mode, digest, target)
+    return out
 
 
 def live_tree(cpid: int, image: dict[str, Node]) -> tuple[dict[str, Node], set[str]]:
