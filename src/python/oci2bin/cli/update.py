@@ -39,9 +39,18 @@ def vm_options_of(old: Polyglot) -> dict:
     out = {k: meta[k] for k in ("vm_cpus", "vm_mem_mb") if k in meta}
     k = meta.get("vm_kernel")
     if k:
+        from oci2bin import hashing
+
         with open(old.path, "rb") as f:
             f.seek(int(k["offset"]))
-            out["vm_kernel"] = f.read(int(k["size"]))
+            data = f.read(int(k["size"]))
+        # the new file records a fresh digest of these bytes: check them against the old one first
+        if len(data) != int(k["size"]) or hashing.sha256_hex(data) != k.get("sha256"):
+            raise UserError(
+                f"{old.path}: its VM kernel section does not match its recorded sha256",
+                "rebuild it with oci2bin build --kernel VMLINUZ instead of update",
+            )
+        out["vm_kernel"] = data
     return out
 
 

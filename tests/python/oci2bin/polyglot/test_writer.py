@@ -590,3 +590,26 @@ def test_no_memo_when_racy_at_copy_start(tmp_path, loader_bytes, images, monkeyp
     monkeypatch.setattr(model.WindowCopier, "copy", slow_copy)
     write_polyglot(str(tmp_path / "a"), loader_bytes, layout.read_layout(layout.DirTree(lay)))
     assert not os.path.exists(cache.verified_dir()) or not os.listdir(cache.verified_dir())
+
+
+def _fake_bzimage() -> bytes:
+    k = bytearray(os.urandom(8192))
+    k[0x202:0x206] = b"HdrS"
+    return bytes(k)
+
+
+def test_update_carries_only_an_intact_vm_kernel(tmp_path, loader_bytes, bb_image):
+    """`oci2bin update` copies the old file's kernel section into the new file, which records a fresh digest
+    of it: a damaged or truncated section must be refused, not laundered into a file whose digest matches."""
+    from oci2bin.cli.update import vm_options_of
+
+    kernel = _fake_bzimage()
+    out = str(tmp_path / "vm.bin")
+    res = write_polyglot(out, loader_bytes, bb_image, vm_kernel=kernel, vm_cpus=2)
+    assert vm_options_of(Polyglot(out)) == {"vm_kernel": kernel, "vm_cpus": 2}
+    off = res.metadata["vm_kernel"]["offset"]
+    with open(out, "r+b") as f:
+        f.seek(off + 100)
+        f.write(bytes([kernel[100] ^ 1]))
+    with pytest.raises(UserError, match="VM kernel section does not match"):
+        vm_options_of(Polyglot(out))
