@@ -133,6 +133,12 @@ def test_errors(vm_runner, busybox):
     one_error_line(r.run("--vmm", "/var/empty/qemu", "true"), "--vmm /var/empty/qemu")
     one_error_line(r.run("-v", "/tmp:/x", "true"), "-v/--volume is not supported with --vm")
     one_error_line(r.run("-it", "sh"), "not supported with --vm")
+    # no network device in the guest: port forwards and joins would be dropped silently, so they are refused
+    one_error_line(r.run("-p", "8080:80", "true"), "-p/--publish is not supported with --vm")
+    one_error_line(r.run("--net", "slirp", "true"), "--net slirp/pasta is not supported with --vm")
+    one_error_line(
+        r.run("--net", "container:1", "true"), "--net/--ipc container:PID is not supported with --vm"
+    )
     one_error_line(r.run("--kernel", "/var/empty/vmlinuz", "true"), "--kernel /var/empty/vmlinuz")
     # busybox's initramfs needs ~100 MiB of guest RAM (the kernel unpacks it into a half-of-RAM tmpfs)
     one_error_line(
