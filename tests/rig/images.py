@@ -7,7 +7,7 @@
     images.oci_archive("multilayer")           # Path of an oci-archive tar
 
 Images (NAMES): busybox, busybox-httpd, scratch, multilayer, busybox-zstd, busybox-v2s2, busybox-index2, redis,
-nginx, postgres, memcached, apache2 (aliases: zstd, v2s2, index2). The recipes are shell scripts in
+nginx, postgres, memcached, apache2, caddy (aliases: zstd, v2s2, index2). The recipes are shell scripts in
 tests/rig/images/ (see each script's header for what the image holds); docs/testing.md describes the rig.
 
 Cache: $OCI2BIN_RIG_CACHE or ~/.cache/oci2bin-rig. An image's key hashes its recipe files, the fixed
@@ -156,10 +156,17 @@ for _n, _pkg, _d in [
     ("apache2", "apache2", "apache2, apache2-foreground, Listen ${APACHE_PORT}, www-data children"),
 ]:
     SPECS[_n] = Spec("debian.sh", _BASE_TOOLS + ("mmdebstrap", "chroot"), apt=(_pkg,), description=_d)
+SPECS["caddy"] = Spec(
+    "caddy.sh",
+    _BASE_TOOLS + ("mmdebstrap", "chroot"),
+    apt=("caddy",),
+    description="caddy, CMD caddy run --config /etc/caddy/Caddyfile, :${CADDY_PORT}, admin API off",
+)
 
 ALIASES = {"zstd": "busybox-zstd", "v2s2": "busybox-v2s2", "index2": "busybox-index2"}
 NAMES = tuple(SPECS)
-DEBIAN_IMAGES = ("redis", "nginx", "postgres", "memcached", "apache2")
+DEBIAN_IMAGES = ("redis", "nginx", "postgres", "memcached", "apache2", "caddy")
+_DEBIAN_RECIPES = ("debian.sh", "caddy.sh")  # mmdebstrap minbase images (its closure joins their key)
 
 # apt package that provides each tool (for error messages and install-deps.sh)
 TOOL_PACKAGES = {
@@ -357,7 +364,7 @@ def key_inputs(name: str) -> dict[str, object]:
     for f in ("lib.sh", spec.script) + spec.extra:
         files[f] = hashlib.sha256((RECIPES / f).read_bytes()).hexdigest()
     apt = package_versions(
-        tuple(sorted(set(spec.apt) | (set(_MINBASE) if spec.script == "debian.sh" else set())))
+        tuple(sorted(set(spec.apt) | (set(_MINBASE) if spec.script in _DEBIAN_RECIPES else set())))
     )
     return {
         "key_version": KEY_VERSION,
@@ -436,8 +443,8 @@ def _build_locked(name: str, spec: Spec, entry: Path, dep_paths: dict[str, Path]
             f"OCI2BIN_RIG_CACHE={cache_root()}"
         )
     check_tools(name)
-    mirrors = apt_mirrors() if (spec.script == "debian.sh" or spec.apt) else []
-    if (spec.script == "debian.sh" or spec.apt) and not mirrors:
+    mirrors = apt_mirrors() if (spec.script in _DEBIAN_RECIPES or spec.apt) else []
+    if (spec.script in _DEBIAN_RECIPES or spec.apt) and not mirrors:
         raise RigError(
             f"rig: no '{SUITE}' deb source in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;"
             f" image {name!r} is built with mmdebstrap from the machine's configured mirror"

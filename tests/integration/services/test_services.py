@@ -180,6 +180,10 @@ class Service:
     # PID 1 of a PID namespace ignores signals it has no handler for: busybox httpd, like under `docker stop`,
     # survives SIGTERM and is killed (here: the loader gets SIGKILL, which must take the container with it)
     ignores_sigterm: bool = False
+    image: str = ""  # rig image, when not `name` (several cases of one image)
+
+    def __post_init__(self):
+        self.image = self.image or self.name
 
 
 def _redis_ready(port):
@@ -279,6 +283,18 @@ SERVICES = {
     "apache2": Service(
         "apache2", lambda p: ["-e", f"APACHE_PORT={p}"], _http_ready, _http_check("hello from rig apache2")
     ),
+    # the image's CMD: `caddy run` with /etc/caddy/Caddyfile (`:{$CADDY_PORT}`, file_server /usr/share/caddy)
+    "caddy": Service(
+        "caddy", lambda p: ["-e", f"CADDY_PORT={p}"], _http_ready, _http_check("hello from rig caddy")
+    ),
+    # caddy's own one-line server in place of the CMD, on loopback only
+    "caddy-file-server": Service(
+        "caddy-file-server",
+        lambda p: ["--", "caddy", "file-server", "--listen", f"127.0.0.1:{p}", "--root", "/usr/share/caddy"],
+        _http_ready,
+        _http_check("hello from rig caddy"),
+        image="caddy",
+    ),
     "postgres": Service("postgres", lambda p: ["--", "postgres", "-p", str(p)], _pg_ready, _pg_check),
     "memcached": Service(
         "memcached", lambda p: ["--", "-p", str(p), "-l", "127.0.0.1", "-U", "0"], _mc_ready, _mc_check
@@ -311,7 +327,7 @@ def _session_pids(sid: int) -> list[int]:
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_service(name, as_user, polyglot, rundir, tester):
     svc = SERVICES[name]
-    binary = polyglot(name)
+    binary = polyglot(svc.image)
     port = free_port()
     run = rundir / f"{name}-{as_user}-{port}"
     run.mkdir(mode=0o755)
