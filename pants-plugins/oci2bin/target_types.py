@@ -13,6 +13,7 @@ from pants.engine.target import (
     BoolField,
     Dependencies,
     DictStringToStringField,
+    IntField,
     InvalidFieldException,
     MultipleSourcesField,
     SingleSourceField,
@@ -424,6 +425,92 @@ class CompressionField(StringField):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Loader embedding (the CLI's `--embed-loader-*`): the loader stored in the image, for `oci2bin reconstruct`
+# ----------------------------------------------------------------------------------------------------------
+
+EMBED_LOADER_MODES = ("none", "layer", "labels")
+DEFAULT_LABEL_PREFIX = "oci2bin.loader"  # the core's embed_loader.DEFAULT_PREFIX
+MIN_LABEL_CHUNK_SIZE = 256  # the core rejects smaller chunks
+
+
+class EmbedLoaderField(StringField):
+    alias = "embed_loader"
+    default = "none"
+    valid_choices = EMBED_LOADER_MODES
+    help = softwrap(
+        """
+        Store the loader inside the image so that `oci2bin reconstruct` can rebuild the binary from the image
+        alone: `"layer"` adds a layer holding `<loader_dir>/loader` (the CLI's `--embed-loader-layer`),
+        `"labels"` stores it as base64 chunks in config labels (`--embed-loader-labels`), `"none"` stores
+        nothing. One field, not two booleans: the CLI rejects both flags together, so the choice is one of three.
+        """
+    )
+
+
+class LabelPrefixField(StringField):
+    alias = "label_prefix"
+    default = None
+    help = softwrap(
+        f"""
+        Key prefix of the embedding's labels (the CLI's `--label-prefix`), default `{DEFAULT_LABEL_PREFIX}`. Pass
+        the same prefix to `oci2bin reconstruct --label-prefix`. Needs `embed_loader`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]+([._/-][A-Za-z0-9]+)*", value):
+            raise InvalidFieldException(
+                f"{address}: `label_prefix` {value!r} is not a label key prefix: use letters and digits "
+                f"separated by single `.`, `-`, `_` or `/`, e.g. `myorg.loader`."
+            )
+        return value
+
+
+class LabelChunkSizeField(IntField):
+    alias = "label_chunk_size"
+    default = None
+    help = softwrap(
+        f"""
+        Loader bytes per label with `embed_loader="labels"` (the CLI's `--label-chunk-size`), at least
+        {MIN_LABEL_CHUNK_SIZE}; default 6144 (~8 KB of base64 per label). Lower it for registries that limit
+        the size of a label.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> Optional[int]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and value < MIN_LABEL_CHUNK_SIZE:
+            raise InvalidFieldException(
+                f"{address}: `label_chunk_size` {value} is too small: use at least {MIN_LABEL_CHUNK_SIZE} bytes."
+            )
+        return value
+
+
+class LoaderDirField(StringField):
+    alias = "loader_dir"
+    default = None
+    help = softwrap(
+        """
+        Directory of the loader file inside the image with `embed_loader="layer"` (the CLI's `--loader-dir`),
+        relative to `/`; default `.oci2bin`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and (not value.strip("/") or ".." in value.split("/")):
+            raise InvalidFieldException(
+                f"{address}: `loader_dir` {value!r} must name a directory inside the image, without `..`, "
+                f"e.g. `.oci2bin`."
+            )
+        return value
+
+
+# ----------------------------------------------------------------------------------------------------------
 # oci_binary / oci_vm_binary
 # ----------------------------------------------------------------------------------------------------------
 
@@ -488,6 +575,10 @@ class OciBinaryTarget(Target):
         StripAutoField,
         SquashField,
         CompressionField,
+        EmbedLoaderField,
+        LabelPrefixField,
+        LabelChunkSizeField,
+        LoaderDirField,
         RepositoryField,
         OutputPathField,
     )

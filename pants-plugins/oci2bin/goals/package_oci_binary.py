@@ -3,7 +3,8 @@
 Three steps, each its own cached process over content digests: resolve the image (fetch / build / read), apply
 the build options (`oci2bin transform`, only when any is set), assemble loader + image (`oci2bin assemble`).
 Changing a build option reruns the transform and the assembly, never the fetch; changing the loader reruns only
-the assembly.
+the assembly. The loader-embedding options (`embed_loader`, ...) go to the assembly: it is the step that has the
+loader, and its cache key holds both the loader digest and these flags.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from oci2bin.target_types import (
     ArchField,
     CmdField,
     CompressionField,
+    EmbedLoaderField,
     EntrypointField,
     EnvField,
+    LabelChunkSizeField,
+    LabelPrefixField,
     LabelsField,
     LayersField,
+    LoaderDirField,
     OciBinaryImageField,
     OciBinaryLoaderField,
     RepositoryField,
@@ -88,6 +93,10 @@ class OciBinaryFieldSet(PackageFieldSet, RunFieldSet):
     strip_auto: StripAutoField
     squash: SquashField
     compression: CompressionField
+    embed_loader: EmbedLoaderField
+    label_prefix: LabelPrefixField
+    label_chunk_size: LabelChunkSizeField
+    loader_dir: LoaderDirField
     repository: RepositoryField
     output_path: OutputPathField
 
@@ -158,6 +167,31 @@ def _transform_args(field_set: OciBinaryFieldSet) -> List[str]:
     return argv
 
 
+def _embed_args(field_set: OciBinaryFieldSet) -> List[str]:
+    """`oci2bin assemble` flags of the loader embedding; an option that the chosen mode ignores is an error."""
+    mode = field_set.embed_loader.value
+    for field, modes in (
+        (field_set.label_prefix, ("layer", "labels")),
+        (field_set.label_chunk_size, ("labels",)),
+        (field_set.loader_dir, ("layer",)),
+    ):
+        if field.value is not None and mode not in modes:
+            raise ValueError(
+                f"{field_set.address}: `{field.alias}` has no effect with embed_loader={mode!r}: remove it, "
+                f"or set embed_loader to {' or '.join(repr(m) for m in modes)}."
+            )
+    if mode == "none":
+        return []
+    argv = ["--embed-loader-layer" if mode == "layer" else "--embed-loader-labels"]
+    if field_set.label_prefix.value is not None:
+        argv += ["--label-prefix", field_set.label_prefix.value]
+    if field_set.label_chunk_size.value is not None:
+        argv += ["--label-chunk-size", str(field_set.label_chunk_size.value)]
+    if field_set.loader_dir.value is not None:
+        argv += ["--loader-dir", field_set.loader_dir.value]
+    return argv
+
+
 async def _transform(field_set: OciBinaryFieldSet, image: ImageLayout) -> ImageLayout:
     argv = _transform_args(field_set)
     inputs: List[Digest] = [image.digest]
@@ -200,6 +234,7 @@ async def _transform(field_set: OciBinaryFieldSet, image: ImageLayout) -> ImageL
 
 @rule(desc="Package oci_binary", level=LogLevel.DEBUG)
 async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsystem) -> BuiltPackage:
+    embed_argv = _embed_args(field_set)  # checked before any process runs
     image_targets = await Get(Targets, UnparsedAddressInputs, field_set.image.to_unparsed_address_inputs())
     source = await Get(
         ImageLayout, ImageLayoutRequest(image_targets[0].address, f"the `image` field of {field_set.address}")
@@ -226,6 +261,7 @@ async def package_oci_binary(field_set: OciBinaryFieldSet, options: Oci2binSubsy
     ]
     if field_set.vm.value:
         argv.append("--vm")
+    argv += embed_argv
     inputs = [image.digest, loader.digest]
     if field_set.kernel.value:
         kernel_targets = await Get(

@@ -8,7 +8,9 @@ package would shadow the core's if the core were a dependency of this test.
 
 from __future__ import annotations
 
+import base64
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +34,9 @@ from pants.core.target_types import FilesGeneratorTarget, FileTarget
 from pants.core.target_types import rules as core_target_types_rules
 from pants.core.util_rules import source_files, system_binaries
 from pants.engine.addresses import Address, Addresses
+from pants.engine.fs import Digest, DigestContents
 from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import ProcessResult
 from pants.engine.rules import QueryRule
 from pants.engine.target import DependenciesRequest
 from pants.testutil.rule_runner import RuleRunner
@@ -41,8 +45,10 @@ from oci2bin import register
 from oci2bin.goals import package_oci_binary
 from oci2bin.goals.package_oci_binary import OciBinaryFieldSet
 from oci2bin.goals.package_oci_image import OciImageFieldSet
+from oci2bin.goals.package_static_c_binary import StaticCBinaryFieldSet
 from oci2bin.testutil import configure
 from oci2bin.target_types import OciImageDependenciesField
+from oci2bin.util_rules.core_process import CoreStep
 from oci2bin.util_rules.image_sources import ImageLayout, ImageLayoutRequest
 
 REPO_ROOT_ENV = "OCI2BIN_REPO_ROOT"
@@ -62,6 +68,9 @@ def make_rule_runner(extra_args=()) -> RuleRunner:
             *system_binaries.rules(),
             QueryRule(BuiltPackage, [OciBinaryFieldSet]),
             QueryRule(BuiltPackage, [OciImageFieldSet]),
+            QueryRule(BuiltPackage, [StaticCBinaryFieldSet]),
+            QueryRule(ProcessResult, [CoreStep]),
+            QueryRule(DigestContents, [Digest]),
             QueryRule(ImageLayout, [ImageLayoutRequest]),
             QueryRule(Addresses, [DependenciesRequest]),
         ],
@@ -165,6 +174,13 @@ oci_binary(name="multi_file_bin", image=":multi_file")
 oci_image(name="no_file", files={"/x": ":loader_missing"})
 oci_binary(name="no_file_bin", image=":no_file")
 oci_binary(name="layers_not_images", image=":layout", layers=[":f"])
+oci_binary(name="prefix_without_embed", image=":layout", label_prefix="myorg.loader")
+oci_binary(name="chunks_with_layer", image=":layout", embed_loader="layer", label_chunk_size=4096)
+oci_binary(name="dir_with_labels", image=":layout", embed_loader="labels", loader_dir=".meta")
+oci_binary(name="bad_mode", image=":layout", embed_loader="both")
+oci_binary(name="bad_prefix", image=":layout", embed_loader="labels", label_prefix="my org.")
+oci_binary(name="small_chunks", image=":layout", embed_loader="labels", label_chunk_size=255)
+oci_binary(name="bad_dir", image=":layout", embed_loader="layer", loader_dir="../up")
 """
 
 
@@ -238,6 +254,36 @@ def test_layers_naming_a_non_image_target(error_runner: RuleRunner) -> None:
     raises(error_runner, x("layers_not_images"), "x:f is a `file` target, not an image", "`layers` of")
 
 
+def test_embed_options_the_mode_ignores(error_runner: RuleRunner) -> None:
+    raises(
+        error_runner,
+        x("prefix_without_embed"),
+        "x:prefix_without_embed: `label_prefix` has no effect with embed_loader='none'",
+        "set embed_loader to 'layer' or 'labels'",
+    )
+    raises(
+        error_runner,
+        x("chunks_with_layer"),
+        "`label_chunk_size` has no effect with embed_loader='layer'",
+        "set embed_loader to 'labels'",
+    )
+    raises(
+        error_runner,
+        x("dir_with_labels"),
+        "`loader_dir` has no effect with embed_loader='labels'",
+        "set embed_loader to 'layer'",
+    )
+
+
+def test_embed_option_values(error_runner: RuleRunner) -> None:
+    raises(error_runner, x("bad_mode"), "embed_loader", "'both'", "none", "layer", "labels")
+    raises(
+        error_runner, x("bad_prefix"), "`label_prefix` 'my org.' is not a label key prefix", "myorg.loader"
+    )
+    raises(error_runner, x("small_chunks"), "`label_chunk_size` 255 is too small: use at least 256 bytes")
+    raises(error_runner, x("bad_dir"), "`loader_dir` '../up' must name a directory inside the image")
+
+
 def test_files_entry_naming_a_missing_target(error_runner: RuleRunner) -> None:
     raises(error_runner, x("no_file_bin"), "loader_missing")
 
@@ -295,6 +341,40 @@ oci_binary(name="all", image=":img", entrypoint=["/bin/app"], cmd=[], env=["A=1"
         "--label", "a=2", "--label", "z=1", "--workdir", "/w", "--user", "1000:1000", "--strip",
         "--strip-prefix", "usr/share/doc/", "--strip-auto", "--squash", "--compress", "zstd",
     ]  # fmt: skip
+
+
+def test_embed_arguments() -> None:
+    rule_runner = make_rule_runner()
+    rule_runner.write_files(
+        {
+            "x/BUILD": """
+oci_binary(name="none", image=":img")
+oci_binary(name="layer", image=":img", embed_loader="layer")
+oci_binary(name="layer_all", image=":img", embed_loader="layer", label_prefix="a.b", loader_dir=".meta/x")
+oci_binary(name="labels", image=":img", embed_loader="labels")
+oci_binary(name="labels_all", image=":img", embed_loader="labels", label_prefix="a.b", label_chunk_size=4096)
+oci_vm_binary(name="vm_labels", image=":img", embed_loader="labels")
+"""
+        }
+    )
+
+    def argv(name: str) -> list:
+        field_set = OciBinaryFieldSet.create(rule_runner.get_target(x(name)))
+        assert package_oci_binary._transform_args(field_set) == []  # embedding is not a transform-step option
+        return package_oci_binary._embed_args(field_set)
+
+    assert argv("none") == []
+    assert argv("layer") == ["--embed-loader-layer"]
+    assert argv("layer_all") == ["--embed-loader-layer", "--label-prefix", "a.b", "--loader-dir", ".meta/x"]
+    assert argv("labels") == ["--embed-loader-labels"]
+    assert argv("labels_all") == [
+        "--embed-loader-labels",
+        "--label-prefix",
+        "a.b",
+        "--label-chunk-size",
+        "4096",
+    ]
+    assert argv("vm_labels") == ["--embed-loader-labels"]
 
 
 # ------------------------------------------------------------------------------------- a real build
@@ -406,3 +486,77 @@ def test_real_build_runs(tmp_path) -> None:
     # add_files: the `file` target lands at <add_files_prefix>/<its repo path>, in a new layer
     _, default, _ = results["bin_add"]
     assert default.stdout == "release=rr-1 greeting=image pid=1 args=[from][image] extra=rr-1\n", default
+
+
+EMBED_BUILD = """
+static_c_binary(name="hello", sources=["hello.c"])
+oci_image(name="img", files={"/usr/bin/hello": ":hello"}, entrypoint=["/usr/bin/hello"], repository="localhost/em:1")
+oci_binary(name="plain", image=":img")
+oci_binary(name="layer", image=":img", embed_loader="layer", label_prefix="myorg.loader", loader_dir=".meta")
+oci_binary(name="labels", image=":img", embed_loader="labels", label_chunk_size=4096)
+"""
+
+
+def test_real_build_embeds_the_loader() -> None:
+    """SLOW (~1-3 min cold): binaries with the loader in a layer / in labels; the core's `inspect` sees the
+    embedding and `reconstruct` rebuilds, from each binary alone, the binary built without it, byte for byte."""
+    repo = os.environ.get(REPO_ROOT_ENV)
+    if not repo or not os.path.isdir(os.path.join(repo, "src/python/oci2bin")):
+        pytest.skip(f"${REPO_ROOT_ENV} does not name the repo (pants.toml [test].extra_env_vars sets it)")
+    rule_runner = make_rule_runner(["--source-root-patterns=['/', '/src/python']"])
+    copy_repo_sources(rule_runner, repo)
+    rule_runner.write_files({"app/BUILD": EMBED_BUILD, "app/hello.c": HELLO_C})
+
+    def contents(digest: Digest) -> dict:
+        return {c.path: c.content for c in rule_runner.request(DigestContents, [digest])}
+
+    def core(argv: tuple, digest: Digest, output: str = "") -> ProcessResult:
+        step = CoreStep(argv, digest, f"test: oci2bin {argv[0]}", output_files=(output,) if output else ())
+        return rule_runner.request(ProcessResult, [step])
+
+    loader_target = rule_runner.get_target(Address("src/c/loader", target_name="loader-x86_64"))
+    (loader,) = contents(
+        rule_runner.request(BuiltPackage, [StaticCBinaryFieldSet.create(loader_target)]).digest
+    ).values()
+    built = {
+        name: package_binary(rule_runner, Address("app", target_name=name))
+        for name in ("plain", "layer", "labels")
+    }
+    plain = contents(built["plain"].digest)["app/plain"]
+
+    info = {}
+    for name in built:
+        result = core(("inspect", "--json", f"app/{name}"), built[name].digest)
+        info[name] = json.loads(result.stdout)
+    assert not any(k.startswith("oci2bin.loader.") for k in info["plain"]["labels"])
+    assert info["plain"]["build"]["loader_size"] == len(loader)
+
+    layer = info["layer"]["labels"]
+    assert info["layer"]["layers"] == info["plain"]["layers"] + 1  # the loader's own layer
+    assert layer["myorg.loader.strategy"] == "layer"
+    assert layer["myorg.loader.path"] == "/.meta/loader"
+    assert layer["myorg.loader.sha256"] == hashlib.sha256(loader).hexdigest()
+    assert not any(k.startswith("oci2bin.loader.") for k in layer)  # the prefix is the field's
+
+    labels = info["labels"]["labels"]
+    assert info["labels"]["layers"] == info["plain"]["layers"]  # no layer added
+    assert labels["oci2bin.loader.strategy"] == "labels"
+    assert labels["oci2bin.loader.sha256"] == hashlib.sha256(loader).hexdigest()
+    assert int(labels["oci2bin.loader.chunks"]) == -(-len(loader) // 4096)  # label_chunk_size
+    chunks = [labels[f"oci2bin.loader.chunk.{i:04d}"] for i in range(int(labels["oci2bin.loader.chunks"]))]
+    assert b"".join(base64.b64decode(c) for c in chunks) == loader
+
+    for name, prefix in (("layer", "myorg.loader"), ("labels", "oci2bin.loader")):
+        argv = (
+            "reconstruct",
+            f"app/{name}",
+            "--output",
+            "rebuilt",
+            "--label-prefix",
+            prefix,
+            "--ref",
+            "localhost/em:1",
+            "-q",
+        )
+        rebuilt = contents(core(argv, built[name].digest, "rebuilt").output_digest)["rebuilt"]
+        assert rebuilt == plain, f"reconstruct from {name} differs from the binary built without embedding"
