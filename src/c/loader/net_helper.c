@@ -126,7 +126,7 @@ static pid_t spawn(net_helper *h, char **argv, const int *keep, size_t n_keep, o
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(127);
-    int nul = open("/dev/null", O_RDWR);
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC); /* dup2 gives stdin without the flag */
     if (nul >= 0)
         dup2(nul, STDIN_FILENO);
     if (h->log_fd >= 0) {

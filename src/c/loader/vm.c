@@ -524,11 +524,14 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
         free(line);
     }
     double t0 = now_ms();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the loader died before the line above: nobody would stop this VM */
+            _exit(EXIT_SETUP);
         setpgid(0, 0); /* terminal signals reach the loader only, which stops qemu itself (no qemu chatter) */
-        int null = open("/dev/null", O_RDONLY);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* dup2 gives stdin without the flag */
         if (null >= 0)
             dup2(null, STDIN_FILENO);
         sigset_t none;

@@ -290,6 +290,27 @@ def test_helper_dies_with_a_killed_loader(runner, tun_node, mode):
             proc.wait()
 
 
+@pytest.mark.parametrize("mode", ["slirp", "pasta"])
+def test_helper_gets_no_stray_descriptors(runner, tun_node, mode):
+    """The helper's stdin is /dev/null; no other copy of it (or of anything else the loader opened to set the
+    helper up) stays open in the long-lived helper."""
+    proc = net_popen(runner, tun_node, "--net", mode, "sleep", "60")
+    try:
+        helper = _helper_of(proc.pid, mode)
+        _wait(lambda: _comm(_container_of(proc.pid)) == "sleep", what="the command to start")
+        fds = {}
+        for fd in Path(f"/proc/{helper}/fd").iterdir():
+            try:
+                fds[int(fd.name)] = os.readlink(fd)
+            except OSError:
+                pass
+        assert fds.get(0) == "/dev/null", fds
+        assert [n for n, target in fds.items() if target == "/dev/null" and n != 0] == [], fds
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_net_container_shares_interfaces_and_ports(runner):
     script = "mkdir /w && echo joined-ok > /w/index.html && exec httpd -f -p 127.0.0.1:8080 -h /w"
     p = runner.run("--net", "none", "-d", "sh", "-c", script, timeout=30, check=True)
