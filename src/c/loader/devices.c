@@ -90,6 +90,15 @@ static int host_node(const device_spec *d, struct stat *st, oerr *e)
             close(fd);
         return oerr_sys(e, err, NULL, "--device %s: cannot open it", d->host);
     }
+    /* what was opened, not what realpath saw: a directory on the way (e.g. under the world-writable /dev/shm)
+     * may have been swapped for a symlink out of /dev in between */
+    char fdp[32], got[PATH_MAX];
+    snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(fdp, got, sizeof got - 1);
+    if (n < 0 || (got[n] = 0, strncmp(got, "/dev/", 5) != 0)) {
+        close(fd);
+        return oerr_set(e, "--device %s: resolves outside /dev: give the device node itself", d->host);
+    }
     if (!S_ISCHR(st->st_mode) && !S_ISBLK(st->st_mode) && !S_ISDIR(st->st_mode)) {
         close(fd);
         return oerr_set(e, "--device %s: not a device node: give a character or block device (or a directory of "
