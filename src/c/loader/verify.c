@@ -101,7 +101,8 @@ int verify_signature(const payload *p, const char *key_path, oerr *e)
     const json *vm = json_get(p->meta, "vm");
     const json *lo = json_get(p->meta, "loader_offset");
     int meta_vm = vm && vm->type == JSON_TRUE;
-    if ((lo && (json_u64(lo, &meta_loader) || meta_loader != p->loader_off)) || meta_vm != (int)(p->flags & 1))
+    /* no loader_offset in the signed metadata would leave L_OFF (what --vm boots as the guest's init) unpinned */
+    if (!lo || json_u64(lo, &meta_loader) || meta_loader != p->loader_off || meta_vm != (int)(p->flags & 1))
         return failed(e, "the footer does not match the signed metadata");
     if (pread_all(p->fd, block, sizeof block, p->sig_off) < 0)
         return oerr_sys(e, errno, NULL, "signature check failed: cannot read the signature block");

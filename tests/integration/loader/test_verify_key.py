@@ -182,6 +182,38 @@ def test_footer_vm_flag_flipped_refused(runner, signed, keys):
     refused(runner, p, r"^oci2bin: signature check failed: the footer does not match the signed metadata")
 
 
+def test_footer_loader_offset_unpinned_refused(runner, busybox, keys):
+    """Signed metadata without loader_offset leaves the footer's L_OFF (the loader --vm boots as the guest's init)
+    unauthenticated: such a file is refused, not trusted with whatever L_OFF the footer has."""
+    f = copy(busybox, runner, "no-loader-offset")
+    ft = footer(f)
+    with open(f, "r+b") as fh:
+        fh.seek(ft[3])
+        meta = json.loads(fh.read(ft[4]))
+        del meta["loader_offset"]
+        text = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+        fh.seek(ft[3])
+        fh.write(text)
+        ft[4] = len(text)
+        fh.write(FOOTER.pack(*ft))
+        fh.truncate()
+    out = runner.base / "no-loader-offset.signed"
+    p = subprocess.run(
+        [sys.executable, "-m", "oci2bin", "sign", "--key", keys["key"], "--in", str(f), "--out", str(out)],
+        capture_output=True, text=True, cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src" / "python"), *sys.path])},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out.chmod(0o755)
+    ft = footer(out)
+    ft[7] += 4096  # still inside the file, before the metadata
+    with open(out, "r+b") as fh:
+        fh.seek(-FOOTER.size, os.SEEK_END)
+        fh.write(FOOTER.pack(*ft))
+    p = run_as(runner, out, "--verify-key", keys["pub"], "echo", "RAN")
+    refused(runner, p, r"^oci2bin: signature check failed: the footer does not match the signed metadata")
+
+
 def test_signature_stripped_from_footer_is_not_signed(runner, signed, keys):
     f = copy(signed, runner, "stripped")
     ft = footer(f)
