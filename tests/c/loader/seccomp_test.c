@@ -8,8 +8,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+
 #include "caps.h"
 #include "seccomp.h"
+#include "seccomp_bpf.h"
 #include "seccomp_profile.h"
 #include "tap.h"
 
@@ -108,12 +115,153 @@ static void test_profiles(void)
     seccomp_filter_free(&df);
 }
 
+/* ---- what the compiled program decides, run by a classic-BPF interpreter (the subset the compiler emits) ---- */
+
+#if defined(__x86_64__)
+#define TEST_ARCH AUDIT_ARCH_X86_64
+#else
+#define TEST_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+static uint32_t run_bpf(const seccomp_filter *sf, const struct seccomp_data *d, int *bad)
+{
+    const struct sock_filter *f = sf->insns;
+    uint32_t a = 0;
+    for (size_t pc = 0; pc < sf->len; pc++) {
+        const struct sock_filter *i = &f[pc];
+        switch (i->code) {
+        case BPF_LD | BPF_W | BPF_ABS:
+            if (i->k + 4 > sizeof *d || i->k % 4) {
+                *bad = 1;
+                return 0;
+            }
+            memcpy(&a, (const char *)d + i->k, 4);
+            break;
+        case BPF_ALU | BPF_AND | BPF_K: a &= i->k; break;
+        case BPF_JMP | BPF_JA: pc += i->k; break;
+        case BPF_JMP | BPF_JEQ | BPF_K: pc += a == i->k ? i->jt : i->jf; break;
+        case BPF_JMP | BPF_JGT | BPF_K: pc += a > i->k ? i->jt : i->jf; break;
+        case BPF_JMP | BPF_JGE | BPF_K: pc += a >= i->k ? i->jt : i->jf; break;
+        case BPF_RET | BPF_K: return i->k;
+        default: *bad = 1; return 0;
+        }
+    }
+    *bad = 1; /* fell off the end */
+    return 0;
+}
+
+static uint32_t decide(const seccomp_filter *sf, uint32_t arch, int nr, uint64_t arg, unsigned idx, int *bad)
+{
+    struct seccomp_data d;
+    memset(&d, 0, sizeof d);
+    d.arch = arch;
+    d.nr = nr;
+    d.args[idx] = arg;
+    return run_bpf(sf, &d, bad);
+}
+
+static int holds(enum seccomp_op op, uint64_t arg, uint64_t v, uint64_t v2)
+{
+    switch (op) {
+    case SC_OP_NE: return arg != v;
+    case SC_OP_LT: return arg < v;
+    case SC_OP_LE: return arg <= v;
+    case SC_OP_EQ: return arg == v;
+    case SC_OP_GE: return arg >= v;
+    case SC_OP_GT: return arg > v;
+    case SC_OP_MASKED_EQ: return (arg & v) == v2;
+    }
+    return 0;
+}
+
+static void test_bpf_semantics(void)
+{
+    const uint32_t deny = SECCOMP_RET_ERRNO | EPERM, enosys = SECCOMP_RET_ERRNO | ENOSYS;
+    const uint32_t dflt = SECCOMP_RET_ALLOW;
+    /* 64-bit comparisons as two 32-bit words: values around the word boundary */
+    static const uint64_t vals[] = {0, 1, 5, 0xffffffffull, 0x100000000ull, 0x100000005ull, 0x1fffffffeull,
+                                    0x200000000ull, 0x8000000000000000ull, 0xfffffffffffffffeull, ~0ull};
+    int all = 1, bad = 0;
+    for (int op = SC_OP_NE; op <= SC_OP_MASKED_EQ; op++)
+        for (size_t vi = 0; vi < sizeof vals / sizeof vals[0]; vi++) {
+            seccomp_rule r;
+            memset(&r, 0, sizeof r);
+            r.nr = SYS_getpid;
+            r.action = deny;
+            r.n_conds = 1;
+            r.conds[0] = (seccomp_cond){3, (enum seccomp_op)op, vals[vi], vals[vi] & 0x1ffffffffull};
+            seccomp_filter sf;
+            oerr e;
+            if (seccomp_bpf_build(&r, 1, dflt, &sf, &e)) {
+                all = 0;
+                continue;
+            }
+            for (size_t ai = 0; ai < sizeof vals / sizeof vals[0]; ai++) {
+                uint64_t arg = vals[ai];
+                uint32_t want = holds((enum seccomp_op)op, arg, r.conds[0].value, r.conds[0].value_two) ? deny : dflt;
+                uint32_t got = decide(&sf, TEST_ARCH, SYS_getpid, arg, 3, &bad);
+                if (got != want) {
+                    all = 0;
+                    printf("# op %d value %#llx arg %#llx: got %#x want %#x\n", op, (unsigned long long)vals[vi],
+                           (unsigned long long)arg, got, want);
+                }
+            }
+            seccomp_filter_free(&sf);
+        }
+    ok(all && !bad, "every op agrees with a 64-bit comparison, across the 32-bit word boundary");
+
+    /* many conditional groups: the program is far longer than an 8-bit jump reaches; the last group still works,
+     * rules of one syscall are tried in order (AND of conditions), then its unconditional rule, then the default */
+    enum { N = 120 };
+    seccomp_rule rules[N + 3];
+    memset(rules, 0, sizeof rules);
+    for (int i = 0; i < N; i++)
+        rules[i] = (seccomp_rule){1000 + i, deny, 1, {{0, SC_OP_EQ, (uint64_t)i, 0}}};
+    rules[N] = (seccomp_rule){SYS_getppid, SECCOMP_RET_ERRNO | 7, 2,
+                              {{0, SC_OP_GE, 10, 0}, {1, SC_OP_LT, 0x100000000ull, 0}}};
+    rules[N + 1] = (seccomp_rule){SYS_getppid, SECCOMP_RET_ERRNO | 8, 0, {{0}}};
+    rules[N + 2] = (seccomp_rule){SYS_getppid, SECCOMP_RET_ERRNO | 9, 1, {{0, SC_OP_EQ, 3, 0}}};
+    seccomp_filter sf;
+    oerr e;
+    int built = seccomp_bpf_build(rules, N + 3, dflt, &sf, &e) == 0;
+    ok(built && sf.len > 600, "120 conditional groups compile (%u instructions)", built ? sf.len : 0);
+    if (!built)
+        return;
+    bad = 0;
+    ok(decide(&sf, TEST_ARCH, 1000 + N - 1, N - 1, 0, &bad) == deny &&
+           decide(&sf, TEST_ARCH, 1000 + N - 1, N, 0, &bad) == dflt &&
+           decide(&sf, TEST_ARCH, 1000, 0, 0, &bad) == deny && decide(&sf, TEST_ARCH, 1000, 1, 0, &bad) == dflt,
+       "first and last conditional groups decide by their argument");
+    struct seccomp_data d;
+    memset(&d, 0, sizeof d);
+    d.arch = TEST_ARCH;
+    d.nr = SYS_getppid;
+    d.args[0] = 10;
+    d.args[1] = 0xffffffffull;
+    uint32_t both = run_bpf(&sf, &d, &bad);
+    d.args[1] = 0x100000000ull;
+    uint32_t second_false = run_bpf(&sf, &d, &bad);
+    d.args[0] = 3;
+    uint32_t third = run_bpf(&sf, &d, &bad);
+    ok(both == (SECCOMP_RET_ERRNO | 7) && second_false == (SECCOMP_RET_ERRNO | 8) && third == (SECCOMP_RET_ERRNO | 9),
+       "AND of conditions, then the next conditional rule, then the unconditional one (%#x %#x %#x)", both,
+       second_false, third);
+    ok(decide(&sf, TEST_ARCH ^ 1, 1000, 0, 0, &bad) == enosys, "another architecture: ENOSYS");
+#if defined(__x86_64__)
+    ok(decide(&sf, TEST_ARCH, 0x40000000 | 1000, 0, 0, &bad) == enosys, "x32 syscall numbers: ENOSYS");
+#endif
+    ok(decide(&sf, TEST_ARCH, SYS_exit_group, 0, 0, &bad) == SECCOMP_RET_ALLOW && !bad,
+       "exit_group allowed; every path ends in a RET inside the program");
+    seccomp_filter_free(&sf);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
     snprintf(g_path, sizeof g_path, "%s/seccomp-test-%d.json", t && *t ? t : "/tmp", (int)getpid());
     test_names();
     test_profiles();
+    test_bpf_semantics();
     unlink(g_path);
     return tap_done();
 }
