@@ -13,6 +13,7 @@ import tempfile
 from oci2bin.cli import transforms
 from oci2bin.cli.common import Parser, new_layout_dir, note, platform_for
 from oci2bin.cli.mkimage import add_config_arguments, config_changes
+from oci2bin.errors import UserError
 from oci2bin.image.layout import write_layout
 from oci2bin.image.source import load_image, parse_source
 from oci2bin.mutate.config import apply_config
@@ -47,6 +48,12 @@ def parser() -> Parser:
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     transforms.validate(args)
+    if args.embed_loader_layer or args.embed_loader_labels:
+        # embedding needs the loader's bytes, which only the assembly step has
+        raise UserError(
+            "transform cannot embed the loader: it has no loader",
+            "pass --embed-loader-layer/--embed-loader-labels to `oci2bin assemble` or `oci2bin IMAGE` instead",
+        )
     changes = config_changes(args)
     out = args.output
     parent = new_layout_dir(out)

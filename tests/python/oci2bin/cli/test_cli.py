@@ -89,6 +89,7 @@ def test_inspect_not_oci2bin(cli, images):
         ),
         (["mkimage", "-o", "x"], 1, "nothing to build"),
         (["--strip-prefix", "/abs", "IMG"], 1, None),
+        (["transform", "--image", "IMG", "-o", "out", "--embed-loader-layer"], 1, "oci2bin assemble"),
     ],
 )
 def test_bad_input_one_line(cli, tmp_path, images, args, code, needle):
