@@ -158,8 +158,19 @@ SUBCOMMANDS = {
 }
 
 
+class _Terminated(BaseException):
+    """SIGTERM (timeout, a cancelled Pants process) unwinds like Ctrl-C, so temp outputs are discarded."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    import signal  # built in: costs nothing at start-up
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _dispatch(argv)
     except UserError as e:
@@ -168,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("oci2bin: interrupted\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("oci2bin: terminated\n")
+        return 143
     except BrokenPipeError:
         return 1
     except OSError as e:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -453,3 +455,47 @@ def test_reconstruct(cli, images, tmp_path, flag):
     r = cli("reconstruct", "plain", "-o", "nope")
     assert r.returncode == 1 and "no oci2bin.loader" in one_error_line(r)
     assert not (tmp_path / "nope").exists()
+
+
+def test_sigterm_mid_write_leaves_nothing(cli, tmp_path, loader_path):
+    """SIGTERM (timeout, a cancelled Pants process) while the output is being written: exit 143, one line,
+    no output and no temp file left."""
+    big = tmp_path / "big"
+    with open(big, "wb") as f:  # random bytes: a layer that neither compresses nor copies instantly
+        for _ in range(192):
+            f.write(os.urandom(1 << 20))
+    cli("mkimage", "--add", f"{big}:/big", "--compress", "none", "-o", "lay", check=True)
+    big.unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    e = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OCI2BIN_VERIFY="always")
+    e.setdefault("OCI2BIN_LOADER", loader_path)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oci2bin",
+            "assemble",
+            "--loader",
+            loader_path,
+            "--image",
+            f"oci:{tmp_path}/lay",
+            "--output",
+            f"{out}/bin",
+        ],
+        env=e,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while p.poll() is None and not os.listdir(out) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    if p.poll() is not None:
+        pytest.fail(
+            f"assemble finished before its temp output appeared (rc {p.returncode}): {p.stderr.read()}"
+        )
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "oci2bin: terminated", err
+    assert os.listdir(out) == []
