@@ -1,12 +1,21 @@
 """`oci2bin update BINARY [--image SRC]`: rebuild a binary from the image it names, replace it atomically.
-The loader embedded in the binary is reused unless --loader is given."""
+The loader embedded in the binary is reused unless --loader is given.
+
+A recorded registry reference is resolved against its registry (the native client), never against a local
+docker/podman copy of the same name, which may be stale: a newer digest under the same tag is what update is
+for. The local engine is used only when the registry does not have the name (the binary was built from a local
+engine image, e.g. podman's `localhost/NAME`), or when `--image podman:REF` / `docker-daemon:REF` asks for it.
+When the registry's digest is the recorded one and the loader is unchanged, the file is left untouched."""
 
 from __future__ import annotations
+
+import os
+import tempfile
 
 from oci2bin.cli.build import build_one
 from oci2bin.cli.common import Parser, note, platform_for
 from oci2bin.errors import UserError
-from oci2bin.image.source import parse_source
+from oci2bin.image.source import Source, parse_source
 from oci2bin.loaders import Loader, loader_for
 from oci2bin.polyglot.format import parse_elf
 from oci2bin.polyglot.reader import Polyglot
@@ -67,13 +76,58 @@ def run(argv: list[str]) -> int:
         data = old.loader()
         loader = Loader(f"{args.binary} (embedded)", data, parse_elf(data).arch)
     before = old.metadata.get("digest", "")
+    platform = platform_for(loader.arch, None)
+    with tempfile.TemporaryDirectory(prefix="oci2bin-update-", dir=_dir_of(args.binary)) as work:
+        src = parse_source(spec)
+        if src.transport == "registry":
+            name = name or src.location  # --image REF on a binary that records no name: record REF
+            pulled = _pull(src.location, os.path.join(work, "layout"), platform)
+            if pulled is not None:
+                if pulled == before and not args.loader:
+                    note(f"{args.binary} is up to date ({before[:19]})")
+                    return 0
+                src = Source("oci", os.path.join(work, "layout"))
+        return _rebuild(args, old, src, loader, name, platform, before)
+
+
+def _dir_of(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path)) or "."
+
+
+def _pull(ref: str, dest: str, platform) -> str | None:
+    """Pull `ref` from its registry into an OCI layout at `dest`; its manifest digest, or None when the registry
+    does not have it and a local engine does (then the engine copy is what the binary was built from)."""
+    try:
+        from oci2bin.image import remote
+    except ImportError:
+        return None  # no registry client in this installation: load_image's engine fallback
+    try:
+        return remote.pull(ref, dest, platform=str(platform) if platform else None, progress=False).digest
+    except remote.RegistryError as e:
+        if _in_local_engine(ref):
+            note(f"{ref}: not in its registry ({e}); using the local engine's copy")
+            return None
+        raise UserError(
+            f"cannot pull {ref}: {e}", "check the name, the network and registry credentials"
+        ) from None
+
+
+def _in_local_engine(ref: str) -> bool:
+    if os.environ.get("OCI2BIN_NO_ENGINE") == "1":
+        return False
+    from oci2bin.image import engine
+
+    return any(engine.has_image(eng, ref) for eng in engine.available_engines())
+
+
+def _rebuild(args, old: Polyglot, src: Source, loader: Loader, name: str, platform, before: str) -> int:
     digest = build_one(
-        parse_source(spec),
+        src,
         loader,
         args.binary,
         ref=name or None,
         vm=old.vm,
-        platform=platform_for(loader.arch, None),
+        platform=platform,
         args=None,
         quiet=args.quiet,
         vm_opts=vm_options_of(old),
