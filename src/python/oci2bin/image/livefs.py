@@ -3,8 +3,10 @@
 Read through ``/proc/CPID/root`` of the container's PID 1 (CPID), which resolves in the container's mount
 namespace. Only the root filesystem is walked: every other mount (/proc, /sys, /dev, /tmp, volumes, masks)
 is skipped with its subtree, so nothing like /proc/kmsg is ever opened, and only regular files are opened
-(O_NOFOLLOW|O_NONBLOCK, re-checked with fstat). Contents are hashed only where the image has a regular file
-of the same size at that path (elsewhere the size or type already decides).
+(O_NOFOLLOW|O_NONBLOCK, re-checked with fstat). The walk goes by directory fd and never follows a symlink:
+the container may swap a directory for a symlink while it is walked, and a path re-resolved through
+/proc/CPID/root would then follow an absolute target into the caller's root. Contents are hashed only where
+the image has a regular file of the same size at that path (elsewhere the size or type already decides).
 
 Permissions: root reads everything directly. An unprivileged caller (the container's owner) first joins the
 container's user namespace in a forked child (it owns that namespace, so it gets every capability there and
@@ -64,9 +66,13 @@ def mount_points(pid: int) -> set[str]:
     return out
 
 
-def _hash(path: str) -> str | None:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+
+def _hash(dir_fd: int, name: str) -> str | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -82,54 +88,105 @@ def _hash(path: str) -> str | None:
         os.close(fd)
 
 
-def walk(root: str, skip: set[str], image: dict[str, Node]) -> dict[str, Node]:
-    """path -> Node for the tree at ``root``, without the paths in ``skip`` and their subtrees and without
-    other filesystems (a directory on another device is a mount point mountinfo did not show)."""
-    fs: dict[str, Node] = {}
-    hashed: dict[tuple[int, int], str] = {}  # hard links (busybox: hundreds of names, one inode) hash once
-    root_dev = os.stat(root).st_dev  # through the magic link: the container root itself
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
+class _Walk:
+    """One walk's state. Every name is resolved relative to its parent's open directory fd and never
+    followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW): the container can swap a directory for a symlink at any time,
+    and a path re-resolved through /proc/CPID/root would follow it, an absolute target against the caller's
+    root, showing host files as the container's."""
+
+    def __init__(self, root_dev: int, skip: set[str], image: dict[str, Node]) -> None:
+        self.root_dev = root_dev
+        self.skip = skip
+        self.image = image
+        self.fs: dict[str, Node] = {}
+        self.hashed: dict[tuple[int, int], str] = {}  # hard links (busybox: hundreds of names) hash once
+
+    def scan(self, dir_fd: int, rel_dir: str) -> list[str]:
+        """Record the entries of the open directory ``dir_fd`` (at ``rel_dir``); its subdirectories' names,
+        sorted, to descend into."""
         try:
-            entries = sorted(
-                os.scandir(os.path.join(root, rel_dir) if rel_dir else root), key=lambda e: e.name
-            )
+            with os.scandir(dir_fd) as it:
+                names = sorted(e.name for e in it)
         except OSError:
-            continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if rel in skip or rel in RUNTIME_FILES:
+            return []
+        subdirs = []
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if rel in self.skip or rel in RUNTIME_FILES:
                 continue
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 continue
             mode = st.st_mode
             if stat.S_ISDIR(mode):
-                if st.st_dev != root_dev:
+                if st.st_dev != self.root_dev:
                     continue
-                fs[rel] = Node("dir", 0, mode)
-                stack.append(rel)
+                self.fs[rel] = Node("dir", 0, mode)
+                subdirs.append(name)
             elif stat.S_ISLNK(mode):
                 try:
-                    target = os.readlink(entry.path)
+                    target = os.readlink(name, dir_fd=dir_fd)
                 except OSError:
                     continue
-                fs[rel] = Node("symlink", len(target), mode, "", target)
+                self.fs[rel] = Node("symlink", len(target), mode, "", target)
             elif stat.S_ISREG(mode):
-                old = image.get(rel)
+                old = self.image.get(rel)
                 digest = ""
                 if old is not None and old.kind == "file" and old.size == st.st_size:
                     key = (st.st_dev, st.st_ino)
-                    if key not in hashed:
-                        hashed[key] = _hash(entry.path) or "unreadable"
-                    digest = hashed[key]
-                fs[rel] = Node("file", st.st_size, mode, digest)
+                    if key not in self.hashed:
+                        self.hashed[key] = _hash(dir_fd, name) or "unreadable"
+                    digest = self.hashed[key]
+                self.fs[rel] = Node("file", st.st_size, mode, digest)
             else:
                 kind = "char" if stat.S_ISCHR(mode) else "block" if stat.S_ISBLK(mode) else "fifo"
-                fs[rel] = Node(kind, 0, mode)
-    return fs
+                self.fs[rel] = Node(kind, 0, mode)
+        return subdirs
+
+    def open_subdir(self, dir_fd: int, name: str) -> int | None:
+        """An fd of the directory ``name`` in ``dir_fd``, or None if it is no longer a directory of the
+        container's root filesystem (swapped for a symlink or something else, or a mount appeared there)."""
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError:  # ELOOP: now a symlink; ENOTDIR: now something else
+            return None
+        try:
+            if os.fstat(fd).st_dev == self.root_dev:
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+
+def walk(root: str, skip: set[str], image: dict[str, Node]) -> dict[str, Node]:
+    """path -> Node for the tree at ``root``, without the paths in ``skip`` and their subtrees and without
+    other filesystems (a directory on another device is a mount point mountinfo did not show).
+
+    Depth first by directory fd: only the directories on the current path are open."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # follows the magic link: the root
+    stack: list[tuple[int, str, list[str]]] = [(root_fd, "", [])]  # (fd, path, subdirectories left)
+    try:
+        w = _Walk(os.fstat(root_fd).st_dev, skip, image)
+        stack[0][2].extend(w.scan(root_fd, ""))
+        while stack:
+            dir_fd, rel_dir, subdirs = stack[-1]
+            if not subdirs:
+                stack.pop()
+                os.close(dir_fd)
+                continue
+            name = subdirs.pop()
+            fd = w.open_subdir(dir_fd, name)
+            if fd is None:
+                continue
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            stack.append((fd, rel, []))
+            stack[-1][2].extend(w.scan(fd, rel))
+        return w.fs
+    finally:
+        for dir_fd, _, _ in stack:
+            os.close(dir_fd)
 
 
 def _join_userns(pid: int) -> None:
