@@ -135,6 +135,7 @@ IMG = "{image}"
         ("nginx", ["--entrypoint", "nginx", IMG, "-v"], "nginx/1.22"),
         ("memcached", ["--entrypoint", "memcached", IMG, "--version"], "memcached 1.6"),
         ("apache2", ["--entrypoint", "apache2", IMG, "-v"], "Apache/2.4"),
+        ("caddy", [IMG, "caddy", "version"], "2.6."),  # no entrypoint: the args replace the CMD
     ],
 )
 def test_podman_loads_and_runs(podman, name, args, want):
@@ -256,6 +257,7 @@ def _passwd(name):
         ("memcached", None, None, None),
         ("nginx", None, None, None),
         ("apache2", None, None, None),
+        ("caddy", None, None, None),  # runs as root like the official image: /config and /data stay root's
     ],
 )
 def test_debian_image_owners_and_hygiene(name, user, owned, mode):
@@ -282,6 +284,7 @@ def test_debian_image_owners_and_hygiene(name, user, owned, mode):
         ("memcached", "memcache", ["11211/tcp"], []),
         ("nginx", "", ["80/tcp"], []),
         ("apache2", "", ["80/tcp"], []),
+        ("caddy", "", ["443/tcp", "80/tcp"], ["/config", "/data"]),
         ("busybox-httpd", "65534:65534", ["8080/tcp"], []),
     ],
 )
@@ -290,7 +293,17 @@ def test_service_configs(name, user, ports, volumes):
     assert c.get("User", "") == user
     assert sorted(c["ExposedPorts"]) == ports
     assert sorted(c.get("Volumes") or {}) == volumes
-    if name != "busybox-httpd":
+    if name == "caddy":  # no entrypoint script: the CMD runs the caddy binary on the baked Caddyfile
+        assert c.get("Entrypoint") is None
+        assert c["Cmd"] == ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+        m, data = read(name, "usr/bin/caddy")
+        assert m.mode & 0o111 and data[:4] == b"\x7fELF"
+        _, caddyfile = read(name, "etc/caddy/Caddyfile")
+        assert "admin off" in caddyfile.decode() and ":{$CADDY_PORT:80} {" in caddyfile.decode()
+        for vol in volumes:  # the volumes exist in the image, as XDG_CONFIG_HOME / XDG_DATA_HOME
+            assert read(name, vol.lstrip("/"))[0].isdir()
+        assert {"XDG_CONFIG_HOME=/config", "XDG_DATA_HOME=/data"} <= set(c["Env"])
+    elif name != "busybox-httpd":
         ep = (c.get("Entrypoint") or []) + (c.get("Cmd") or [])
         script = next(a for a in ep if a.endswith(".sh") or a.endswith("-foreground"))
         path = script.lstrip("/") if script.startswith("/") else f"usr/local/bin/{script}"
