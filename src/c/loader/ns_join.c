@@ -9,8 +9,8 @@
  * as the target's and the rootfs cache entry of the same mapping is used.
  *
  * PID: `--detach` prints the loader's PID (the process to signal), which lives in the host's namespaces; a PID
- * in the caller's own user namespace whose child runs in another one is taken as a loader and its child (the
- * container's PID 1) is used. */
+ * in the caller's own user namespace whose child runs in other user and PID namespaces is taken as a loader and
+ * that child (the container's PID 1) is used. */
 #define _GNU_SOURCE
 #include "ns_join.h"
 
@@ -47,9 +47,16 @@ static int same_ns(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* The child of pid that runs in another user namespace than ours, or 0. */
+/* The child of pid that is the container: in another user namespace than ours and making its children in
+ * another PID namespace (the container's PID 1 after clone(), or the intermediate of the unshare() start). Not
+ * just "another user namespace": pasta runs as the loader's child inside the container's user namespace, yet
+ * in the host's network namespace, and after a PID wrap it comes first in /proc. 0 if none. */
 static pid_t container_child(pid_t pid)
 {
+    struct stat my_user, my_pidc, st;
+    if (stat("/proc/self/ns/user", &my_user) < 0)
+        return 0;
+    int have_pidc = stat("/proc/self/ns/pid_for_children", &my_pidc) == 0; /* Linux >= 4.12 */
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
@@ -72,9 +79,15 @@ static pid_t container_child(pid_t pid)
         int ppid = 0;
         if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != pid)
             continue;
+        /* a namespace we cannot see (another user's or a non-dumpable process, like pasta) is no match */
         snprintf(path, sizeof path, "/proc/%s/ns/user", de->d_name);
-        if (!same_ns(path, "/proc/self/ns/user"))
-            found = (pid_t)atoi(de->d_name);
+        if (stat(path, &st) < 0 || (st.st_dev == my_user.st_dev && st.st_ino == my_user.st_ino))
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/ns/pid_for_children", de->d_name);
+        if (have_pidc &&
+            (stat(path, &st) < 0 || (st.st_dev == my_pidc.st_dev && st.st_ino == my_pidc.st_ino)))
+            continue;
+        found = (pid_t)atoi(de->d_name);
     }
     closedir(d);
     return found;

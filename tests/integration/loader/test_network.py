@@ -333,6 +333,44 @@ def test_net_container_shares_interfaces_and_ports(runner):
         _stop_detached(loader)
 
 
+def _pid_ns_child(loader_pid: int) -> int:
+    """The container side of a loader: its child that makes children in another PID namespace."""
+    mine = os.readlink("/proc/self/ns/pid_for_children")
+    for p in _children(loader_pid):
+        try:
+            if os.readlink(f"/proc/{p}/ns/pid_for_children") != mine:
+                return p
+        except OSError:
+            pass
+    return 0
+
+
+def test_net_container_of_a_pasta_loader_after_a_pid_wrap(runner, tun_node):
+    """pasta runs as the loader's child inside the container's user namespace (but in the host's network
+    namespace). When PIDs wrap between the container's start and pasta's, pasta comes first in /proc: joining
+    the loader's PID must still join the container's network namespace, not pasta's (the host's)."""
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    for back in range(2, 40, 2):  # the loader's own forks before the container's clone vary with the runner
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid_max - back))
+        p = net_run(runner, tun_node, "--net", "pasta", "-d", "sleep", "60", timeout=30)
+        assert p.returncode == 0, p.stderr
+        loader = int(p.stdout.strip())
+        try:
+            helper = _helper_of(loader, "pasta")
+            target = _wait(lambda: _pid_ns_child(loader), what="the container")
+            if helper > target:
+                continue  # no wrap in between this time (other processes took PIDs): try again
+            q = runner.run("--net", f"container:{loader}", "readlink", "/proc/self/ns/net")
+            assert q.returncode == 0, q.stderr
+            assert (
+                q.stdout.strip() == os.readlink(f"/proc/{target}/ns/net") != os.readlink("/proc/self/ns/net")
+            )
+            return
+        finally:
+            _stop_detached(loader)
+    pytest.skip("could not get pasta a lower PID than the container (other processes kept taking PIDs)")
+
+
 def test_ipc_container_shares_sysv_ipc(runner):
     p = runner.run("--net", "none", "-d", "sleep", "60", timeout=30, check=True)
     loader = int(p.stdout.strip())
