@@ -1,4 +1,4 @@
-"""`oci2bin list [--json]` and `oci2bin prune [--dry-run]`: the output cache."""
+"""`oci2bin list [--json]` and `oci2bin prune [--dry-run]`: the output cache (and the verified-blob memo)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,13 @@ def run_list(argv: list[str]) -> int:
 def run_prune(argv: list[str]) -> int:
     p = Parser(
         prog="oci2bin prune",
-        description="Keep only the newest cached binary of each image.",
+        description="Keep only the newest cached binary of each image; drop the verified-blob records of blob "
+        "files deleted or changed since.",
     )
     p.add_argument("--dry-run", action="store_true", help="show what would be removed")
     args = p.parse_args(argv)
     remove = cache.prune_plan(cache.entries())
-    freed = 0
+    count = freed = 0
     verb = "would remove" if args.dry_run else "removed"
     for e in remove:
         if not args.dry_run:
@@ -47,10 +48,16 @@ def run_prune(argv: list[str]) -> int:
                 os.unlink(e.path)
             except FileNotFoundError:
                 continue
+        count += 1
         freed += e.size
         sys.stdout.write(
             f"{verb} {e.image} {e.digest.partition(':')[2][:12]} ({human_size(e.size)}) {e.path}\n"
         )
+    records, records_size = cache.prune_memo(args.dry_run)
+    if records:
+        sys.stdout.write(
+            f"{verb} {records} stale verified-blob records ({human_size(records_size)}) {cache.verified_dir()}\n"
+        )
     what = "would free" if args.dry_run else "freed"
-    sys.stdout.write(f"{len(remove)} entries, {what} {human_size(freed)}\n")
+    sys.stdout.write(f"{count} entries, {records} records, {what} {human_size(freed + records_size)}\n")
     return 0

@@ -544,7 +544,7 @@ def copy_verified(
             )
         after = os.fstat(src_fd)
         if cache.file_identity(after) == cache.file_identity(st):
-            cache.remember_verified(st, src_off, size, digest, started_ns)
+            cache.remember_verified(st, src_off, size, digest, started_ns, src_fd)
 
 
 def sniff_compression(head: bytes) -> str:

@@ -3,8 +3,9 @@
 An entry is just a polyglot file named `<output name>-<digest[:12]>-<options hash>`; its own metadata says
 which image it holds, so no index file can go stale.
 
-Also the verified-blob memo ($XDG_CACHE_HOME/oci2bin/verified): an empty file per (file identity, digest)
-whose digest was checked while it was copied into a binary, so that assembling from the same image layout
+Also the verified-blob memo ($XDG_CACHE_HOME/oci2bin/verified): a file per (file identity, digest)
+whose digest was checked while it was copied into a binary (named by the hash of that key; it holds the key
+and the blob's path, so that `prune` can drop records of blobs since deleted or changed), so that assembling from the same image layout
 again need not hash its blobs again. The identity is (dev, inode, size, mtime_ns, ctime_ns, window): any
 write to the blob file changes its ctime, which no user can set back, so a changed blob never matches an
 entry; an entry is only recorded when the file was not changed during the copy and its timestamps were older
@@ -45,9 +46,19 @@ def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+MEMO_MAGIC = b"oci2bin-verified 1\n"
+
+
+def _memo_key(st: os.stat_result, offset: int, size: int, digest: str) -> str:
+    return " ".join(str(x) for x in (*file_identity(st), offset, size, digest))
+
+
+def _memo_name(key: str) -> str:
+    return hashing.sha256_hex(key.replace(" ", ":").encode())
+
+
 def _memo_path(st: os.stat_result, offset: int, size: int, digest: str) -> str:
-    key = ":".join(str(x) for x in (*file_identity(st), offset, size, digest))
-    return os.path.join(verified_dir(), hashing.sha256_hex(key.encode()))
+    return os.path.join(verified_dir(), _memo_name(_memo_key(st, offset, size, digest)))
 
 
 def is_verified(st: os.stat_result, offset: int, size: int, digest: str) -> bool:
@@ -57,18 +68,95 @@ def is_verified(st: os.stat_result, offset: int, size: int, digest: str) -> bool
     return os.path.exists(_memo_path(st, offset, size, digest))
 
 
-def remember_verified(st: os.stat_result, offset: int, size: int, digest: str, started_ns: int) -> None:
+def _open_path(fd: int) -> str | None:
+    """The path the open file `fd` is at now, or None (deleted, or not a file in the tree)."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return path if path.startswith("/") and not path.endswith(" (deleted)") else None
+
+
+def remember_verified(
+    st: os.stat_result, offset: int, size: int, digest: str, started_ns: int, fd: int
+) -> None:
     """Record a verified window (st: the file's stat before and after the verified read, unchanged;
     started_ns: time.time_ns() taken before st and the read: a change during the read gets a later ctime
-    only if st's timestamps were already a few ticks old then)."""
+    only if st's timestamps were already a few ticks old then; fd: the file, whose path the record keeps)."""
     if not stat.S_ISREG(st.st_mode) or started_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
         return
-    path = _memo_path(st, offset, size, digest)
+    blob_path = _open_path(fd)
+    if blob_path is None:
+        return
+    key = _memo_key(st, offset, size, digest)
+    path = os.path.join(verified_dir(), _memo_name(key))
+    record = MEMO_MAGIC + key.encode() + b"\n" + os.fsencode(blob_path)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # creation is atomic
+        out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
-        pass  # a memo is an optimisation: a read-only cache only costs the next run a hash
+        return  # already recorded, or a read-only cache: a memo is an optimisation, a miss costs one hash
+    try:
+        os.write(out, record)  # a prune reading it half-written drops it: one hash more, never a wrong hit
+    except OSError:
+        pass
+    finally:
+        os.close(out)
+
+
+def _memo_is_current(name: str, data: bytes) -> bool:
+    """Does the record `name` with contents `data` still describe its blob file as it is now?"""
+    if not data.startswith(MEMO_MAGIC):
+        return False  # unreadable, half-written, or an empty record of an older version (no path to check)
+    key, sep, blob_path = data[len(MEMO_MAGIC) :].partition(b"\n")
+    try:
+        key_s = key.decode()
+    except UnicodeDecodeError:
+        return False
+    if not sep or not blob_path or _memo_name(key_s) != name:
+        return False
+    try:
+        st = os.stat(blob_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # cannot look (permissions): keep, the record is still checked by identity when used
+    fields = key_s.split(" ")
+    return stat.S_ISREG(st.st_mode) and [str(x) for x in file_identity(st)] == fields[:5]
+
+
+def prune_memo(dry_run: bool) -> tuple[int, int]:
+    """Remove (or with dry_run only count) the verified-blob records whose blob file is gone or changed
+    since: (records, bytes)."""
+    directory = verified_dir()
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0
+    count = size = 0
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 1 << 16) if stat.S_ISREG(st.st_mode) else b""
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(st.st_mode) or _memo_is_current(name, data):
+            continue
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+        count += 1
+        size += st.st_size
+    return count, size
 
 
 def cache_key(name: str, digest: str, *parts: bytes | str) -> str:
