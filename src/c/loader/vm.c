@@ -426,8 +426,9 @@ static char *qemu_escape(const char *s)
 static const char *const PORTS[] = {"vm-out", "vm-err", "vm-ctl", "vm-con"};
 #define N_PORTS 4
 
-/* Reads whatever is available on port i: stdout/stderr are passed on, control and console are kept. */
-static void drain(int fd, int i, char *ctl, size_t *ctl_n, char *con, size_t *con_n)
+/* Reads whatever is available on port i: stdout/stderr are passed on, control and console are kept.
+ * -1 once our stdout is a closed pipe (EPIPE; SIGPIPE is ignored while the VM runs). */
+static int drain(int fd, int i, char *ctl, size_t *ctl_n, char *con, size_t *con_n)
 {
     char buf[65536];
     for (;;) {
@@ -435,10 +436,10 @@ static void drain(int fd, int i, char *ctl, size_t *ctl_n, char *con, size_t *co
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return;
+            return 0;
         if (i == 0 || i == 1) {
             if (write_all(i == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t)n) < 0 && errno == EPIPE)
-                return;
+                return i == 0 ? -1 : 0;
         } else if (i == 2) {
             size_t k = (size_t)n < 255 - *ctl_n ? (size_t)n : 255 - *ctl_n;
             memcpy(ctl + *ctl_n, buf, k);
@@ -537,6 +538,7 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL); /* ignored by the loader, and SIG_IGN survives exec */
         execv(qemu, argv.v);
         fprintf(stderr, "oci2bin: cannot run %s: %s: check --vmm\n", qemu, strerror(errno));
         _exit(EXIT_SETUP);
@@ -550,7 +552,7 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
         kill(pid, SIGKILL);
     char ctl[256] = "", con[CONSOLE_KEEP];
     size_t ctl_n = 0, con_n = 0;
-    int st = 0, done = 0;
+    int st = 0, done = 0, out_closed = 0;
     while (!done) {
         struct pollfd p[N_PORTS];
         for (int i = 0; i < N_PORTS; i++)
@@ -559,13 +561,18 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
         pid_t w = waitpid(pid, &st, WNOHANG);
         done = w == pid || (w < 0 && errno != EINTR);
         for (int i = 0; i < N_PORTS; i++)
-            if (done || (p[i].revents & POLLIN))
-                drain(pfd[i], i, ctl, &ctl_n, con, &con_n);
+            if ((done || (p[i].revents & POLLIN)) && drain(pfd[i], i, ctl, &ctl_n, con, &con_n) < 0 &&
+                !out_closed++)
+                kill(pid, SIGKILL); /* nobody reads the output any more: end like a command killed by SIGPIPE */
     }
     g_vm_child = 0;
     dbg("VM ran %.0f ms (qemu exit %d)", now_ms() - t0, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
     if (g_vm_signal) {
         rc = oerr_setst(e, 128 + g_vm_signal, "the VM was stopped by signal %d", (int)g_vm_signal);
+        goto out;
+    }
+    if (out_closed) {
+        rc = 128 + SIGPIPE; /* silently, as a shell reports a pipeline's early reader */
         goto out;
     }
     const char *tag = strstr(ctl, VM_EXIT_TAG);
@@ -656,11 +663,15 @@ int vm_run(const options *o, const payload *p, const image *img, exec_plan *plan
     for (size_t i = 0; i < N_STOP; i++)
         sigaddset(&block, STOP_SIGNALS[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
-    struct sigaction sa = {0}, olds[N_STOP];
+    struct sigaction sa = {0}, olds[N_STOP], old_pipe, ign = {0};
     sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < N_STOP; i++)
         sigaction(STOP_SIGNALS[i], &sa, &olds[i]);
+    /* the loader relays the guest's output: a closed stdout must be an EPIPE it handles (stop the VM, clean
+     * the run dir), not a SIGPIPE that kills it with the initramfs left in TMPDIR */
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     int lockfd = -1, rc = -1;
     if (rundir_create(rundir_base(), v.rundir, sizeof v.rundir, &lockfd, e)) {
         sigprocmask(SIG_SETMASK, &old, NULL);
@@ -714,5 +725,6 @@ out:
     close(lockfd);
     for (size_t i = 0; i < N_STOP; i++)
         sigaction(STOP_SIGNALS[i], &olds[i], NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     return rc;
 }

@@ -157,6 +157,28 @@ def test_errors(vm_runner, busybox):
     one_error_line(r.run("--vm", "true"), "no embedded VM kernel")
 
 
+def test_closed_stdout_stops_the_vm_and_cleans_up(vm_binary, workdir):
+    """`... | head -n 1`: the loader relays the guest's output, so a closed stdout is its EPIPE (not a SIGPIPE that
+    would kill it with the initramfs and kernel copy left in TMPDIR): it stops the VM and exits 141, like a
+    command killed by SIGPIPE."""
+    r = Runner(Path(vm_binary), "root", workdir)
+    try:
+        proc = r.popen(*AUTO, "yes", "line", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline() == b"line\n"
+            proc.stdout.close()
+            assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
+            assert proc.stderr.read() == b""
+        finally:
+            proc.kill()
+            proc.wait()
+        left = subprocess.run(["pgrep", "-f", str(r.tmp)], capture_output=True, text=True).stdout
+        assert not left, f"qemu still running: {left}"
+        assert not r.tmp_left()
+    finally:
+        shutil.rmtree(r.base, ignore_errors=True)
+
+
 def test_sigterm_stops_the_vm(vm_binary, workdir):
     r = Runner(Path(vm_binary), "root", workdir)
     try:
