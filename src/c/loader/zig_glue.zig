@@ -120,7 +120,15 @@ fn decodeInto(gz: *Gz, buf: []u8, hist: usize) isize {
     var w: Writer = .{ .vtable = &out_vtable, .buffer = buf, .end = hist };
     while (w.end < buf.len and !gz.done) {
         _ = gz.dec.reader.stream(&w, .limited(buf.len - w.end)) catch |err| switch (err) {
-            error.EndOfStream => gz.done = true,
+            // RFC 1952: a gzip file may hold several members one after the other (eStargz layers, `cat a.gz
+            // b.gz`); docker/containerd (Go's gzip) decode them all. The decompressor only peeks at its input,
+            // so the next member starts right after this one's footer; its back-references cannot reach back.
+            error.EndOfStream => if (gz.input.peekByte()) |_| {
+                gz.dec = flate.Decompress.init(&gz.input, .gzip, &.{});
+            } else |e| switch (e) {
+                error.EndOfStream => gz.done = true,
+                error.ReadFailed => return if (gz.failed_read) GZ_ERR_READ else GZ_ERR_DATA,
+            },
             error.ReadFailed => return if (gz.failed_read) GZ_ERR_READ else GZ_ERR_DATA,
             error.WriteFailed => return GZ_ERR_DATA, // not reached: every call is limited to the room left
         };

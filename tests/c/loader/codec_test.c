@@ -326,6 +326,50 @@ int main(void)
     ok(last < 0 && strstr(e.msg, "gzip"), "pipeline: truncated gzip is an error (%s)", e.msg);
     layer_pipe_finish(&lp, 0, hex, &e);
     close(fd);
+
+    /* RFC 1952 multi-member gzip (eStargz layers, `cat a.gz b.gz`): every member is decoded, as docker does */
+    size_t mlen = glen + sizeof GZ, mtotal = gtotal + 14 * 200;
+    unsigned char *multi = malloc(mlen + 3), *mexp = malloc(mtotal);
+    memcpy(multi, gz, glen);
+    memcpy(multi + glen, GZ, sizeof GZ);
+    memcpy(mexp, gexp, gtotal);
+    for (int k = 0; k < 200; k++)
+        memcpy(mexp + gtotal + 14 * k, "hello oci2bin\n", 14);
+    sha256_hex(multi, mlen, hex);
+    fd = memfile(multi, mlen, 0);
+    layer_pipe_start(&lp, fd, 0, mlen, 1, NULL, "multi", &e);
+    n = 0;
+    view_ok = 1;
+    for (;;) {
+        const void *p;
+        last = layer_pipe_view(&lp, &p, SIZE_MAX, &e);
+        if (last <= 0)
+            break;
+        view_ok &= n + (size_t)last <= mtotal && memcmp(p, mexp + n, (size_t)last) == 0;
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == mtotal && layer_pipe_finish(&lp, 1, hex, &e) == 0,
+       "pipeline: two gzip members give both (%zu of %zu bytes)", n, mtotal);
+    codec_open(&c, fd, 0, mlen, 0, "multi", &e);
+    n = 0;
+    view_ok = 1;
+    while ((last = codec_read(&c, back, 100003, &e)) > 0) {
+        view_ok &= n + (size_t)last <= mtotal && memcmp(back, mexp + n, (size_t)last) == 0;
+        n += (size_t)last;
+    }
+    ok(view_ok && last == 0 && n == mtotal, "serial: two gzip members give both (%zu bytes)", n);
+    codec_close(&c);
+    close(fd);
+    memcpy(multi + mlen, "xyz", 3); /* garbage after the last member: an error, as for docker's gzip reader */
+    fd = memfile(multi, mlen + 3, 0);
+    codec_open(&c, fd, 0, mlen + 3, 0, "junk", &e);
+    while ((last = codec_read(&c, back, 100003, &e)) > 0)
+        ;
+    ok(last < 0 && strstr(e.msg, "gzip"), "bytes after the last member are an error (%s)", e.msg);
+    codec_close(&c);
+    close(fd);
+    free(multi);
+    free(mexp);
     free(gz);
     free(gexp);
 
