@@ -16,8 +16,10 @@
  * page cache of a first extraction are not charged to the container).
  *
  * Cleanup: each dir's path is appended to the run dir's record file (rundir.c) before the mkdir. At exit
- * the loader removes the dirs once the container's processes are gone, then the run dir (which therefore
- * stays until exit when limits are used). If the loader is killed, the container dies with it
+ * the loader removes the dirs once the container's processes are gone, undoes a leaf move in reverse
+ * (disables the controllers it enabled, unless other cgroups there may rely on them; moves itself back;
+ * rmdirs the leaf), then removes the run dir (which therefore stays until exit when limits are used). A
+ * step that fails leaves the rest recorded for the next start's sweep. If the loader is killed, the container dies with it
  * (PDEATHSIG, pid namespace), the run dir's lock is released, and the next start's run-dir sweep rmdirs
  * the recorded cgroups (rmdir only succeeds on an empty cgroup) before it removes the run dir. */
 #define _GNU_SOURCE
@@ -407,6 +409,7 @@ static int setup_v2(cgroup *cg, const char *rundir, const char *parent, const ch
         char pid[24];
         if (make_dir(cg, rundir, parent, NULL, LOADER_SUFFIX, 0, name, sizeof name) < 0)
             return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot create a cgroup in %s", flags, parent);
+        snprintf(cg->left_from, sizeof cg->left_from, "%s", parent); /* cgroup_remove moves it back */
         snprintf(pid, sizeof pid, "%d", (int)getpid());
         if (write_file(cg->dir[cg->n - 1], "cgroup.procs", pid) < 0)
             return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot move the loader into %s", flags,
@@ -422,6 +425,11 @@ static int setup_v2(cgroup *cg, const char *rundir, const char *parent, const ch
     if (want[0] && write_file(parent, "cgroup.subtree_control", want) < 0)
         return oerr_sys(e, errno, HINT, "%s cannot be enforced: cannot enable %s in %s (not delegated to uid %u?)",
                         flags, want, parent, (unsigned)geteuid());
+    if (want[0] && cg->left_from[0]) { /* what cgroup_remove disables again before it moves the loader back */
+        snprintf(cg->enabled, sizeof cg->enabled, "%s", want);
+        for (char *c = cg->enabled; (c = strchr(c, '+')); )
+            *c = '-';
+    }
     /* the container's dir shares the loader leaf's random part, if any, for easy matching */
     char base[64] = "";
     if (cg->n)
@@ -517,12 +525,56 @@ static int remove_dir(const char *path)
     return 0;
 }
 
+/* Whether the v2 cgroup dir has child cgroups other than the one named keep (e.g. another loader's). */
+static int other_children(const char *dir, const char *keep)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 1;
+    int found = 0;
+    for (struct dirent *de; !found && (de = readdir(d));)
+        found = de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+                strcmp(de->d_name, keep) != 0;
+    closedir(d);
+    return found;
+}
+
+/* Undoes the loader's move into its v2 leaf, in reverse: disables the controllers it enabled in the cgroup
+ * it left (else that cgroup refuses processes), moves back there, removes the leaf. -1 (with a debug note;
+ * the leaf stays recorded for the next start's sweep) if a step fails. */
+static int leave_leaf(const cgroup *cg, const char *leaf)
+{
+    const char *from = cg->left_from, *name = strrchr(leaf, '/') + 1;
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    /* another loader's cgroups there rely on the controllers (it found them enabled and did not enable them) */
+    if (cg->enabled[0] && other_children(from, name)) {
+        dbg("cgroup: %s has other cgroups: leaving %s enabled and %s in place", from, cg->enabled, leaf);
+        return -1;
+    }
+    if (cg->enabled[0] && write_file(from, "cgroup.subtree_control", cg->enabled) < 0) {
+        dbg("cgroup: cannot write \"%s\" to %s/cgroup.subtree_control: %s", cg->enabled, from, strerror(errno));
+        return -1;
+    }
+    if (write_file(from, "cgroup.procs", pid) < 0) {
+        dbg("cgroup: cannot move the loader back into %s: %s", from, strerror(errno));
+        return -1;
+    }
+    if (remove_dir(leaf) < 0) {
+        dbg("cgroup: cannot remove %s: %s", leaf, strerror(errno));
+        return -1;
+    }
+    dbg("cgroup: moved the loader back into %s", from);
+    return 0;
+}
+
 int cgroup_remove(cgroup *cg)
 {
     int left = 0;
     for (size_t k = cg->n; k-- > 0;) {
-        if (!cg->attach[k]) {
-            left++; /* the leaf holding the loader itself */
+        if (!cg->attach[k]) { /* the leaf holding the loader itself: made first, so the container's are gone */
+            if (left || !cg->left_from[0] || leave_leaf(cg, cg->dir[k]) < 0)
+                left++;
         } else if (remove_dir(cg->dir[k]) < 0) {
             warnmsg("cannot remove cgroup %s: %s (the next start removes it once it is empty)", cg->dir[k],
                     strerror(errno));

@@ -33,6 +33,8 @@ typedef struct cgroup {
     size_t n;
     char dir[CG_MAX_DIRS][PATH_MAX]; /* made by us, in creation order */
     int attach[CG_MAX_DIRS];         /* the container goes in (else: the v2 leaf the loader moved into) */
+    char left_from[PATH_MAX];        /* v2: the cgroup the loader moved out of into its leaf, "" if it did not */
+    char enabled[64];                /* v2: the controllers it enabled in left_from's subtree_control ("-x -y") */
 } cgroup;
 
 /* If l asks for any limit: makes the container's cgroup (each dir recorded first in rundir/CG_RECORD)
@@ -41,9 +43,9 @@ typedef struct cgroup {
 int cgroup_setup(cgroup *cg, const cg_limits *l, const char *rundir, oerr *e);
 /* Moves process pid (the container's PID 1, before it execs) into the cgroup. */
 int cgroup_attach(const cgroup *cg, pid_t pid, oerr *e);
-/* After the container's processes are gone: removes what cgroup_setup made. -1 if something stays (the
- * v2 leaf holding the loader itself stays until the loader is gone): keep the run dir and its record then,
- * for the next start's sweep. */
+/* After the container's processes are gone: removes what cgroup_setup made; a v2 loader leaf is undone in
+ * reverse (the controllers it enabled disabled, the loader moved back, the leaf removed). -1 if something
+ * stays: keep the run dir and its record then, for the next start's sweep. */
 int cgroup_remove(cgroup *cg);
 /* Run-dir sweep of a dead loader's run dir: rmdirs the cgroups in its record, then the record. 0 when
  * nothing recorded is left (the run dir may go), -1 otherwise (still populated: try again later). */

@@ -300,7 +300,11 @@ chown -R 1000:1000 $C/deleg
 $B true 2>/dev/null
 /user_run.sh $C/deleg/s1 --memory 16m sh -c 'head -c 40m /dev/zero | tail >/dev/null' 2>/tmp/err
 r user_oom $? $(cat /tmp/err)
-r user_s1_after $(ls $C/deleg/s1 | grep oci2bin- | sed 's/oci2bin-[0-9a-f]*/X/') rundirs=$(ls /tmp/u | wc -l)
+r user_s1_after cgroups=$(ls $C/deleg/s1 | grep -c oci2bin-) rundirs=$(ls /tmp/u | wc -l) \
+  ctl=$(tr ' ' , < $C/deleg/s1/cgroup.subtree_control) procs=$(cat $C/deleg/s1/cgroup.procs | wc -l)
+/user_run.sh $C/deleg/s1 --cpus 0.5 --pids-limit 20 sh -c 'cat /proc/self/cgroup' >/tmp/out 2>/tmp/err
+r user_ok $? $(cat /tmp/out /tmp/err) cgroups=$(ls $C/deleg/s1 | grep -c oci2bin-) rundirs=$(ls /tmp/u | wc -l) \
+  ctl=$(tr ' ' , < $C/deleg/s1/cgroup.subtree_control)
 sleep 300 & S=$!; echo $S > $C/deleg/s2/cgroup.procs
 /user_run.sh $C/deleg/s2 --memory 16m true 2>/tmp/err; r user_busy $? $(cat /tmp/err)
 kill $S
@@ -421,9 +425,13 @@ def test_v2_sigkill_then_next_start_removes(v2_vm):
 
 def test_v2_delegated_user(v2_vm):
     """uid 1000 alone in its delegated cgroup: the loader moves itself into a leaf (no internal processes), the
-    container's cgroup is a sibling; the leaf stays until the loader is gone, the next start removes it."""
+    container's cgroup is a sibling; at exit it undoes that (controllers disabled, moved back, leaf removed), so
+    a normal exit leaves no cgroup, no enabled controller and no run dir behind."""
     assert v2_vm["user_oom"][0] == "137", " ".join(v2_vm["user_oom"])
-    assert v2_vm["user_s1_after"] == ["X-loader", "rundirs=1"]
+    assert v2_vm["user_s1_after"] == ["cgroups=0", "rundirs=0", "ctl=", "procs=0"]
+    ok = v2_vm["user_ok"]
+    assert ok[0] == "0" and ok[-3:] == ["cgroups=0", "rundirs=0", "ctl="], " ".join(ok)
+    assert ok[1:-3] == ["0::/"], " ".join(ok)  # the container sees its own cgroup as / (cgroup namespace)
     busy = " ".join(v2_vm["user_busy"])
     assert busy.startswith(
         "125 oci2bin: --memory cannot be enforced: cgroup /sys/fs/cgroup/deleg/s2 holds other"
