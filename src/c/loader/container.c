@@ -466,7 +466,9 @@ int container_run(const options *o, const payload *p, const image *img, exec_pla
     }
     /* the helper configures tap0 while the child builds its rootfs; a second byte releases the exec */
     if (o->net_helper && (net_helper_start(&r.nh, o, pid, r.rundir, e) || write_all(r.sync_wr, "N", 1) < 0)) {
-        if (!e->msg[0])
+        if (r.nh.stopped_by)
+            rc = 128 + r.nh.stopped_by; /* Ctrl-C/SIGTERM while it waited: no message, as for one during setup */
+        else if (!e->msg[0])
             oerr_sys(e, errno, NULL, "cannot start the container");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);

@@ -142,11 +142,41 @@ static pid_t spawn(net_helper *h, char **argv, const int *keep, size_t n_keep, o
     _exit(127);
 }
 
-/* Waits until fd is readable (or the helper exits, or the time is up); returns what read() returned. */
+/* The loader blocks its forwarded signals from before the clone until the container may exec (container.c),
+ * so a Ctrl-C or SIGTERM during the wait below would only be seen after it. A pending SIGINT/SIGTERM/SIGHUP is
+ * taken here instead (so that it does not kill the loader with the default action once the mask is restored,
+ * before its clean-up): the start is abandoned and the loader exits 128+N. */
+static int stop_signal_pending(void)
+{
+    static const int stop[] = {SIGINT, SIGTERM, SIGHUP};
+    sigset_t pending;
+    if (sigpending(&pending) < 0)
+        return 0;
+    for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++) {
+        if (!sigismember(&pending, stop[i]))
+            continue;
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, stop[i]);
+        struct timespec now = {0, 0};
+        sigtimedwait(&one, NULL, &now);
+        return stop[i];
+    }
+    return 0;
+}
+
+/* Waits until fd is readable (or the helper exits, or the time is up, or a stop signal comes: errno EINTR,
+ * h->stopped_by); returns what read() returned. */
 static ssize_t wait_ready(net_helper *h, int fd, char *buf, size_t sz, int *exited)
 {
     *exited = 0;
     for (int waited = 0; waited < READY_TIMEOUT_MS; waited += 50) {
+        if ((h->stopped_by = stop_signal_pending())) {
+            dbg("signal %d while %s configures " NET_HELPER_IF ": not starting the container", h->stopped_by,
+                h->path);
+            errno = EINTR;
+            return -1;
+        }
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, 50);
         if (r > 0) {
@@ -274,7 +304,9 @@ static int start_slirp(net_helper *h, const options *o, const char *pidstr, cons
     int err = errno;
     close(ready[0]);
     int rc = 0;
-    if (n != 1 || c != '1')
+    if (h->stopped_by)
+        rc = -1;
+    else if (n != 1 || c != '1')
         rc = helper_failed(h, o, exited ? "exited before tap0 was configured" : n < 0 && err == ETIMEDOUT
                                                                                  ? "did not configure tap0 in 30 s"
                                                                                  : "failed to configure tap0", e);
@@ -363,7 +395,9 @@ static int start_pasta(net_helper *h, const options *o, const char *pidstr, cons
         int exited;
         ssize_t n = wait_ready(h, rd, buf, sizeof buf, &exited);
         int err = errno;
-        if (n <= 0)
+        if (h->stopped_by)
+            rc = -1;
+        else if (n <= 0)
             rc = helper_failed(h, o, exited ? "exited before tap0 was configured" : n < 0 && err == ETIMEDOUT
                                                                                      ? "did not configure tap0 in 30 s"
                                                                                      : "failed to configure tap0", e);

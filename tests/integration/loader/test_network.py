@@ -62,10 +62,10 @@ def net_run(runner, tun_node, *args: str, timeout: float = 60, env: dict | None 
     )  # fmt: skip
 
 
-def net_popen(runner, tun_node, *args: str) -> subprocess.Popen:
+def net_popen(runner, tun_node, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        _argv(runner, tun_node, list(args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=runner.env(), cwd=str(runner.base),
+        _argv(runner, tun_node, list(args), env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=runner.env(env), cwd=str(runner.base),
     )  # fmt: skip
 
 
@@ -288,6 +288,52 @@ def test_helper_dies_with_a_killed_loader(runner, tun_node, mode):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+SLOW_HELPER = """#!/usr/bin/python3
+# the real helper, started late: one process (no child left behind when it is killed while it sleeps)
+import os, sys, time
+time.sleep(30)
+os.execv({real!r}, [{real!r}, *sys.argv[1:]])
+"""
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
+@pytest.mark.parametrize("mode", ["slirp", "pasta"])
+def test_stop_signal_while_the_helper_configures_the_network(runner, tun_node, workdir, mode, sig):
+    """SIGTERM/SIGINT/SIGHUP while the loader waits for the helper to configure tap0 (up to 30 s) abandon the start:
+    128+N at once, the helper and the container's process gone, nothing in TMPDIR, no message."""
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.skip("no /usr/bin/python3 for the delayed helper script")
+    name = HELPERS[mode]
+    slow = workdir / f"slow-{runner.user}"
+    slow.mkdir(mode=0o755, exist_ok=True)
+    script = slow / name
+    script.write_text(SLOW_HELPER.format(real=f"/usr/bin/{name}"))
+    script.chmod(0o755)
+    path = f"{slow}:{runner.env()['PATH']}"
+    proc = net_popen(runner, tun_node, "--net", mode, "echo", "STARTED", env={"PATH": path})
+    try:
+        helper = _helper_of(proc.pid, mode)
+        container = _wait(lambda: _container_of(proc.pid), what="the container's process")
+        assert Path(f"/proc/{helper}/cmdline").read_bytes().split(b"\0")[1] == str(script).encode()
+        time.sleep(0.5)  # well into the wait (the helper sleeps 30 s before it execs the real one)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, (proc.returncode, err)
+    assert took < 5, f"the loader took {took:.1f} s to stop"
+    assert out == "" and err == ""  # the command never ran; an interrupt is no error
+    assert not _alive(helper), f"the {name} helper {helper} outlived the loader"
+    assert not _alive(container), f"the container's process {container} outlived the loader"
+    assert runner.tmp_left() == []
 
 
 @pytest.mark.parametrize("mode", ["slirp", "pasta"])
