@@ -23,16 +23,6 @@ const char *codec_kind_name(enum codec_kind k)
     }
 }
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 void sha256_hex(const void *data, size_t len, char out[65])
 {
     oci2bin_sha256_ctx ctx;
@@ -40,7 +30,7 @@ void sha256_hex(const void *data, size_t len, char out[65])
     oci2bin_sha256_init(&ctx);
     oci2bin_sha256_update(&ctx, data, len);
     oci2bin_sha256_final(&ctx, d);
-    to_hex(d, 32, out);
+    hex_encode(d, 32, out);
 }
 
 /* The source's next view of raw bytes within the range (no copy). */
@@ -245,7 +235,7 @@ int codec_verify(codec *c, const char *want_hex, oerr *e)
     char hex[65];
     oci2bin_sha256_final(&c->sha, d);
     c->hashing = 0;
-    to_hex(d, 32, hex);
+    hex_encode(d, 32, hex);
     if (strcmp(hex, want_hex) != 0)
         return oerr_set(e, "layer %s does not match its digest (sha256:%s): the file is corrupt or was "
                            "tampered with, rebuild it",

@@ -311,13 +311,7 @@ static int unshare_child(run *r)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return EXIT_SETUP;
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    return 128 + WTERMSIG(st);
+    return wait_exit_status(pid);
 }
 
 static int wait_child(pid_t pid, oerr *e)

@@ -63,7 +63,7 @@ int init_run(exec_plan *pl, int single_id, const int *close_fds, int n_close, oe
             break; /* ECHILD: nothing left */
         }
         if (w == pid) {
-            status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EXIT_SETUP;
+            status = exit_status_of(st);
             g_main = 0;
             while (waitpid(-1, NULL, WNOHANG) > 0) /* drain zombies already there */
                 ;

@@ -126,7 +126,7 @@ static int run_helper(const char *helper, pid_t pid, unsigned id, unsigned long 
             return oerr_sys(e, errno, NULL, "waiting for %s", helper);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return oerr_set(e, "%s failed (status %d): check /etc/subuid and /etc/subgid", helper,
-                        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+                        exit_status_of(st));
     return 0;
 }
 

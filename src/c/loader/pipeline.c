@@ -363,16 +363,6 @@ ssize_t layer_pipe_view(void *ctx, const void **p, size_t max, oerr *e)
     return chan_view(&lp->out, (const unsigned char **)p, max, e);
 }
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
 {
     int rc = 0;
@@ -406,7 +396,7 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
         rc = oerr_set(e, "layer %s: the decoded stream ended early: the file is corrupt, rebuild it", lp->name);
     } else if (ok && lp->hashing) {
         char hex[65];
-        to_hex(lp->digest, 32, hex);
+        hex_encode(lp->digest, 32, hex);
         if (strcmp(hex, want_hex) != 0)
             rc = oerr_set(e, "layer %s does not match its digest (sha256:%s): the file is corrupt or was "
                              "tampered with, rebuild it",
@@ -414,7 +404,7 @@ int layer_pipe_finish(layer_pipe *lp, int ok, const char *want_hex, oerr *e)
     }
     if (rc == 0 && ok && lp->diff_hex) {
         char hex[65];
-        to_hex(lp->diff_digest, 32, hex);
+        hex_encode(lp->diff_digest, 32, hex);
         if (strcmp(hex, lp->diff_hex) != 0)
             rc = oerr_set(e, "a layer's uncompressed content does not match its digest in the image config "
                              "(rootfs.diff_ids: sha256:%s): the image is corrupt or was tampered with, rebuild it",

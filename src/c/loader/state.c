@@ -164,11 +164,7 @@ int detach_begin(oerr *e)
             fflush(stdout);
             _exit(0);
         }
-        int st;
-        while (waitpid(pid, &st, 0) < 0)
-            if (errno != EINTR)
-                _exit(EXIT_SETUP);
-        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        _exit(wait_exit_status(pid));
     }
     close(p[0]);
     if (setsid() < 0)

@@ -53,4 +53,10 @@ void strv_push(strv *s, char *owned);
 void strv_free(strv *s);
 /* Monotonic milliseconds, for --debug timings. */
 double now_ms(void);
+/* docker-run status of a wait status: the exit code, or 128+N for death by signal N. */
+int exit_status_of(int wstatus);
+/* waitpid(pid) (EINTR retried) as exit_status_of; EXIT_SETUP if it cannot be waited for. */
+int wait_exit_status(pid_t pid);
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *d, size_t n, char *out);
 #endif

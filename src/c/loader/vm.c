@@ -321,17 +321,6 @@ fail:
     return e.status;
 }
 
-static int wait_status(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return EXIT_SETUP;
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    return 128 + WTERMSIG(st);
-}
-
 /* Builds rundir/vm-initrd from the image's rootfs (in a user namespace, like a container's set-up). */
 static int build_initramfs(vmrun *v, oerr *e)
 {
@@ -388,7 +377,7 @@ static int build_initramfs(vmrun *v, oerr *e)
     while ((got = read(errp[0], &ce, sizeof ce)) < 0 && errno == EINTR)
         ;
     close(errp[0]);
-    int st = wait_status(pid);
+    int st = wait_exit_status(pid);
     g_vm_child = 0;
     if (rc)
         return -1;
@@ -566,7 +555,7 @@ static int boot(vmrun *v, const char *qemu, const char *accel, const char *kerne
                 kill(pid, SIGKILL); /* nobody reads the output any more: end like a command killed by SIGPIPE */
     }
     g_vm_child = 0;
-    dbg("VM ran %.0f ms (qemu exit %d)", now_ms() - t0, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    dbg("VM ran %.0f ms (qemu exit %d)", now_ms() - t0, exit_status_of(st));
     if (g_vm_signal) {
         rc = oerr_setst(e, 128 + g_vm_signal, "the VM was stopped by signal %d", (int)g_vm_signal);
         goto out;

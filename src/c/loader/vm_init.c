@@ -142,7 +142,7 @@ void vm_init_main(void)
             break;
         }
         if (w == pid) {
-            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            status = exit_status_of(st);
             break;
         }
     }
