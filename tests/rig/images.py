@@ -154,19 +154,14 @@ for _n, _pkg, _d in [
     ("postgres", "postgresql-15", "postgresql-15, USER postgres, initdb on first start, VOLUME PGDATA"),
     ("memcached", "memcached", "memcached, USER memcache"),
     ("apache2", "apache2", "apache2, apache2-foreground, Listen ${APACHE_PORT}, www-data children"),
+    ("caddy", "caddy", "caddy, CMD caddy run --config /etc/caddy/Caddyfile, :${CADDY_PORT}, admin API off"),
 ]:
     SPECS[_n] = Spec("debian.sh", _BASE_TOOLS + ("mmdebstrap", "chroot"), apt=(_pkg,), description=_d)
-SPECS["caddy"] = Spec(
-    "caddy.sh",
-    _BASE_TOOLS + ("mmdebstrap", "chroot"),
-    apt=("caddy",),
-    description="caddy, CMD caddy run --config /etc/caddy/Caddyfile, :${CADDY_PORT}, admin API off",
-)
 
 ALIASES = {"zstd": "busybox-zstd", "v2s2": "busybox-v2s2", "index2": "busybox-index2"}
 NAMES = tuple(SPECS)
 DEBIAN_IMAGES = ("redis", "nginx", "postgres", "memcached", "apache2", "caddy")
-_DEBIAN_RECIPES = ("debian.sh", "caddy.sh")  # mmdebstrap minbase images (its closure joins their key)
+_DEBIAN_RECIPES = ("debian.sh",)  # mmdebstrap minbase images (its closure joins their key)
 
 # apt package that provides each tool (for error messages and install-deps.sh)
 TOOL_PACKAGES = {

@@ -6,6 +6,10 @@
 #   postgres  postgresql-15; USER postgres, no cluster: the entrypoint runs initdb on first start (PGDATA volume)
 #   memcached memcached; USER memcache, entrypoint prepends "memcached" to -flag arguments
 #   apache2   apache2; apache2-foreground (sources envvars), Listen ${APACHE_PORT} (default 80), www-data children
+#   caddy     caddy 2.6; CMD caddy run --config /etc/caddy/Caddyfile --adapter caddyfile as root, XDG dirs /config
+#             and /data (volumes), file_server from /usr/share/caddy on :${CADDY_PORT} (default 80). Unlike the
+#             official image the admin API is off: its fixed port (localhost:2019) would collide between runs
+#             sharing the host network (caddy 2.6 has no persist_config: it autosaves to /config/caddy/).
 # mmdebstrap (root mode) -> rootfs in $W (tmpfs) -> drop /dev nodes and logs -> one layer, real numeric owners.
 # Packages come from the mirrors of this machine's apt configuration ($RIG_MIRRORS, parsed by images.py).
 RIG_NAME=$1 OUT=$2
@@ -182,6 +186,22 @@ SH
     --config.env PATH=$BASEPATH --config.env HTTPD_VERSION=$VER --config.env APACHE_PORT=80 \
     --config.workingdir /var/www/html --config.exposedports 80/tcp --config.stopsignal SIGWINCH \
     --config.label org.opencontainers.image.title=apache2 ;;
+caddy)
+  debootstrap caddy 'mkdir -p "$1/config/caddy" "$1/data/caddy" "$1/srv"'
+  # Caddyfile syntax: tabs (caddy warns about an unformatted Caddyfile otherwise); {$VAR:default} is an env placeholder
+  printf '%s\n' '{' '	admin off' '}' '' \
+    ':{$CADDY_PORT:80} {' '	root * /usr/share/caddy' '	file_server' '}' > "$R/etc/caddy/Caddyfile"
+  echo '<h1>hello from rig caddy</h1>' > "$R/usr/share/caddy/index.html"
+  VER=$(chroot "$R" dpkg-query -W -f='${Version}' caddy); VER=${VER%%-*}
+  layer
+  set_config "$OUT" --architecture amd64 --history.created_by 'CMD/ENV/EXPOSE/VOLUME/WORKDIR caddy' \
+    --config.cmd caddy --config.cmd run --config.cmd --config --config.cmd /etc/caddy/Caddyfile \
+    --config.cmd --adapter --config.cmd caddyfile \
+    --config.env PATH=$BASEPATH --config.env CADDY_VERSION=v$VER --config.env CADDY_PORT=80 \
+    --config.env XDG_CONFIG_HOME=/config --config.env XDG_DATA_HOME=/data \
+    --config.workingdir /srv --config.exposedports 80/tcp --config.exposedports 443/tcp \
+    --config.volume /config --config.volume /data \
+    --config.label org.opencontainers.image.title=caddy ;;
 *) echo "debian.sh: unknown image $RIG_NAME" >&2; exit 2 ;;
 esac
 finish "$OUT"
